@@ -1,0 +1,52 @@
+# dyad's build. The entry points are `make run` (build, then the demo) and
+# `make test` (build, then every check CI runs); see README.md.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+# Go lives in /usr/local/go on the project's machines.
+export PATH := $(PATH):/usr/local/go/bin
+
+GO ?= go
+BIN := $(CURDIR)/bin
+# Integration tests find the binaries through DYAD_BIN.
+export DYAD_BIN := $(BIN)
+
+# Static PIEs, with cgo only for libseccomp (linked statically from Debian's
+# libseccomp-dev), reproducible: no paths, no build ids.
+GOBUILD := CGO_ENABLED=1 $(GO) build -buildmode=pie -tags netgo,osusergo -trimpath \
+	-ldflags '-s -w -buildid= -linkmode external -extldflags "-static-pie -Wl,--build-id=none"'
+
+.PHONY: all deps build test run bench clean
+
+all: build
+
+deps:
+	scripts/deps
+
+# Always handed to go build, whose cache knows what changed.
+build: deps
+	$(GOBUILD) -o $(BIN)/dyad-dhcp ./daemons/dhcp/cmd/dyad-dhcp
+	@file -b $(BIN)/dyad-dhcp | grep -q 'static-pie linked' || \
+		{ echo "bin/dyad-dhcp is not a static PIE: $$(file -b $(BIN)/dyad-dhcp)" >&2; exit 1; }
+
+# Tests need root: they create network namespaces (inside their own mount
+# namespace; nothing of the host is changed).
+test: deps build
+	@unformatted=$$(gofmt -l .); \
+	if [[ -n $$unformatted ]]; then echo "gofmt -l lists files to format:" >&2; echo "$$unformatted" >&2; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+run: deps build
+	BIN=$(BIN) scripts/demo
+
+# Side-by-side benchmarks against the peers, once bench/ has them.
+bench: deps build
+	@if [[ -d bench ]] && [[ -n $$($(GO) list ./bench/... 2>/dev/null) ]]; then \
+		$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...; \
+	else \
+		echo "bench: no benchmarks in bench/ yet"; \
+	fi
+
+clean:
+	rm -rf $(BIN)

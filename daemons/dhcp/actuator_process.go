@@ -1,0 +1,257 @@
+package dhcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/privsep/backend"
+	"github.com/dyad-project/dyad/privsep/sandbox"
+	"github.com/dyad-project/dyad/sdk"
+)
+
+// The actuator: the privileged process. It holds CAP_NET_ADMIN (and
+// CAP_SYS_ADMIN only to apply a host name), reads nothing from the network,
+// and performs only the requests its Guard lets through.
+
+const maxRefusals = 32
+
+type actuator struct {
+	cfg   *Config
+	log   *slog.Logger
+	nl    *backend.Netlink
+	guard *privsep.Guard
+
+	// mu serialises host changes with shutdown, so a signal never cuts an
+	// operation in half.
+	mu   sync.Mutex
+	conn *privsep.Conn // the current engine session, for link events
+}
+
+func actuate(args []string) int {
+	cfg, err := ParseArgs(args, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+		return 2
+	}
+	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageActuator, cfg.Debug)
+	ctl := sdk.NewControl(os.NewFile(3, "control"))
+
+	writable := []string{cfg.StateDir}
+	for _, p := range []string{cfg.ResolvConf, cfg.NTPConf} {
+		if p != "" {
+			writable = append(writable, filepath.Dir(p))
+		}
+	}
+	if err := sandbox.Confine(sandbox.Profile{
+		Name:            "actuator",
+		Syscalls:        sandbox.ActuatorSyscalls(),
+		Landlock:        &sandbox.Landlock{ReadWrite: writable},
+		AllowNoLandlock: cfg.AllowNoLandlock,
+	}); err != nil {
+		log.Error("cannot confine the actuator", "err", err.Error())
+		return 1
+	}
+	nl, err := backend.NewNetlink()
+	if err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	a := &actuator{cfg: cfg, log: log, nl: nl, guard: privsep.NewGuard(grant(cfg))}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		<-sigs
+		a.mu.Lock() // wait for the operation in progress; never unlocked
+		log.Info("stopping; the host configuration stays")
+		os.Exit(0)
+	}()
+	go func() {
+		if err := backend.WatchLinks(ctx, a.linkChanged); err != nil && ctx.Err() == nil {
+			log.Error("link watch failed", "err", err.Error())
+		}
+	}()
+
+	server := &privsep.Server{
+		Daemon:      "dhcp",
+		Guard:       a.guard,
+		Backend:     a,
+		Log:         log,
+		MaxRefusals: maxRefusals,
+		Welcome:     a.welcome,
+		Started:     a.started,
+	}
+	for {
+		f, err := ctl.ReceiveSession()
+		if err != nil {
+			if errors.Is(err, sdk.ErrControlClosed) {
+				return 0
+			}
+			log.Error(err.Error())
+			return 1
+		}
+		conn, err := privsep.ActuatorConn(f)
+		if err != nil {
+			log.Error(err.Error())
+			return 1
+		}
+		err = server.ServeSession(ctx, conn)
+		a.setConn(nil)
+		conn.Close()
+		switch {
+		case errors.Is(err, privsep.ErrHostile):
+			log.Error("ending the engine's session", "err", err.Error())
+			if err := ctl.SendHostile(); err != nil {
+				log.Error(err.Error())
+				return 1
+			}
+		case err != nil:
+			log.Error("engine session failed", "err", err.Error())
+		default:
+			log.Debug("engine session ended")
+		}
+	}
+}
+
+func (a *actuator) setConn(c *privsep.Conn) {
+	a.mu.Lock()
+	a.conn = c
+	a.mu.Unlock()
+}
+
+// welcome gives a new engine its configuration and the saved leases.
+func (a *actuator) welcome() (*privsep.Welcome, error) {
+	b, err := privsep.MarshalValue(a.cfg.engineConfig(a.savedLeases()))
+	if err != nil {
+		return nil, err
+	}
+	return &privsep.Welcome{Config: b}, nil
+}
+
+// started tells a new engine about every link it may manage.
+func (a *actuator) started(conn *privsep.Conn) {
+	a.setConn(conn)
+	links, err := a.nl.Links()
+	if err != nil {
+		a.log.Error("cannot list links", "err", err.Error())
+		return
+	}
+	for _, l := range links {
+		a.linkChanged(l)
+	}
+}
+
+func (a *actuator) linkChanged(l privsep.LinkEvent) {
+	if !a.guard.OwnsInterface(l.Name) {
+		return
+	}
+	a.mu.Lock()
+	conn := a.conn
+	a.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	if err := conn.Send(0, &l); err != nil {
+		a.log.Warn("cannot tell the engine about a link", "link", l.Name, "err", err.Error())
+	}
+}
+
+// savedLeases reads the lease files, keeping only those that pass the same
+// policy as a request to save them: a damaged or foreign file is skipped
+// with a warning, never trusted.
+func (a *actuator) savedLeases() []privsep.Lease {
+	var out []privsep.Lease
+	entries, err := os.ReadDir(a.cfg.StateDir)
+	if err != nil {
+		a.log.Warn("cannot read the state directory", "err", err.Error())
+		return nil
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), leaseSuffix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		var l privsep.Lease
+		b, err := os.ReadFile(filepath.Join(a.cfg.StateDir, e.Name()))
+		if err == nil {
+			err = json.Unmarshal(b, &l)
+		}
+		if err == nil && l.Interface != name {
+			err = fmt.Errorf("lease is for %q", l.Interface)
+		}
+		if err == nil {
+			err = a.guard.Check(&privsep.LeaseSave{Lease: l})
+		}
+		if err != nil {
+			a.log.Warn("ignoring saved lease", "file", e.Name(), "err", err.Error())
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+const leaseSuffix = ".lease"
+
+func (a *actuator) leasePath(iface string) string {
+	return filepath.Join(a.cfg.StateDir, iface+leaseSuffix)
+}
+
+// Apply performs one request the Guard has passed.
+func (a *actuator) Apply(_ context.Context, m privsep.Message) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch m := m.(type) {
+	case *privsep.LinkUp:
+		return a.nl.LinkUp(m.Interface)
+	case *privsep.LinkMTU:
+		return a.nl.SetMTU(m.Interface, m.MTU)
+	case *privsep.AddrReplace:
+		return a.nl.ReplaceAddr(m.Interface, m.Address, m.ValidLifetime, m.PreferredLifetime)
+	case *privsep.AddrRemove:
+		return a.nl.RemoveAddr(m.Interface, m.Address)
+	case *privsep.RouteReplace:
+		return a.nl.ReplaceRoute(m.Route)
+	case *privsep.RouteRemove:
+		return a.nl.RemoveRoute(m.Route)
+	case *privsep.ResolvConf:
+		b, err := backend.RenderResolvConf(*m, "dyad-dhcp")
+		if err != nil {
+			return err
+		}
+		return backend.WriteFile(a.cfg.ResolvConf, b, 0o644)
+	case *privsep.NTPServers:
+		b, err := backend.RenderNTPServers(*m, "dyad-dhcp")
+		if err != nil {
+			return err
+		}
+		return backend.WriteFile(a.cfg.NTPConf, b, 0o644)
+	case *privsep.Hostname:
+		return backend.SetHostname(m.Name)
+	case *privsep.LeaseSave:
+		b, err := json.MarshalIndent(m.Lease, "", "  ")
+		if err != nil {
+			return fmt.Errorf("lease: %w", err)
+		}
+		return backend.WriteFile(a.leasePath(m.Lease.Interface), append(b, '\n'), 0o600)
+	case *privsep.LeaseDrop:
+		if err := os.Remove(a.leasePath(m.Interface)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("lease: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("dhcp actuator: no back end for %s", m.Kind())
+}

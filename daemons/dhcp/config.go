@@ -1,0 +1,220 @@
+package dhcp
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/dyad-project/dyad/privsep"
+)
+
+// Config is dyad-dhcp's configuration: the file (YAML, strict) overlaid by
+// the command line. Every stage parses the same arguments, so each derives
+// the same configuration without passing it around.
+type Config struct {
+	// Interfaces are names or patterns (path.Match) of the links to
+	// manage; empty means every link but loopback.
+	Interfaces []string `yaml:"interfaces"`
+	// OneShot gets one lease, applies it and exits.
+	OneShot bool `yaml:"-"`
+	// Timeout bounds OneShot.
+	Timeout time.Duration `yaml:"-"`
+	// TimeoutSeconds is Timeout as the file spells it.
+	TimeoutSeconds int `yaml:"timeout"`
+	// ClientID is "duid" (RFC 4361, the default, as dhcpcd), "hwaddr"
+	// (type 1 and the MAC address) or "none".
+	ClientID string `yaml:"clientid"`
+	// Hostname is sent to the server in option 12.
+	Hostname string `yaml:"hostname"`
+	// ApplyHostname sets the host name a server sends (needs
+	// CAP_SYS_ADMIN in the actuator).
+	ApplyHostname bool `yaml:"apply_hostname"`
+	RapidCommit   bool `yaml:"rapid_commit"`
+	// Release sends DHCPRELEASE and removes the configuration on stop.
+	Release     bool   `yaml:"release"`
+	RouteMetric uint32 `yaml:"route_metric"`
+
+	StateDir string `yaml:"state_dir"`
+	RunDir   string `yaml:"run_dir"`
+	// ResolvConf and NTPConf are the files written from leases; "none"
+	// writes nothing.
+	ResolvConf string `yaml:"resolv_conf"`
+	NTPConf    string `yaml:"ntp_conf"`
+
+	EngineUID uint32 `yaml:"engine_uid"`
+	EngineGID uint32 `yaml:"engine_gid"`
+
+	// AllowNoLandlock lets the daemon start on a kernel without landlock.
+	AllowNoLandlock bool `yaml:"allow_no_landlock"`
+	Debug           bool `yaml:"debug"`
+}
+
+// Defaults, per DESIGN.md's paths.
+const (
+	DefaultConfigFile = "/etc/dyad/dhcp.yaml"
+	defaultStateDir   = "/var/lib/dyad/dhcp"
+	defaultRunDir     = "/run/dyad/dhcp"
+	defaultResolvConf = "/etc/resolv.conf"
+	defaultNTPConf    = "/run/dyad/dhcp/ntp.conf"
+	defaultTimeout    = 30 * time.Second
+	nobody            = 65534
+)
+
+// ParseArgs reads the command line (without argv[0]) and the configuration
+// file it names, or the default one when it exists.
+func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("dyad-dhcp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	oneShot := fs.Bool("1", false, "get a lease, apply it and exit")
+	timeout := fs.Int("t", -1, "seconds to wait for a lease with -1 (default 30)")
+	file := fs.String("f", "", "configuration file (default "+DefaultConfigFile+" when present)")
+	stateDir := fs.String("state-dir", "", "directory of saved leases (default "+defaultStateDir+")")
+	runDir := fs.String("run-dir", "", "directory of the status socket (default "+defaultRunDir+")")
+	resolv := fs.String("resolv-conf", "", "resolv.conf to write (default "+defaultResolvConf+")")
+	ntp := fs.String("ntp-conf", "", "NTP server list to write (default "+defaultNTPConf+")")
+	debug := fs.Bool("d", false, "log debug messages")
+	noLandlock := fs.Bool("allow-no-landlock", false, "start even if the kernel has no landlock")
+	release := fs.Bool("release", false, "release the lease and deconfigure on stop")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+
+	c := &Config{ClientID: "duid", EngineUID: nobody, EngineGID: nobody}
+	path, must := *file, true
+	if path == "" {
+		path, must = DefaultConfigFile, false
+	}
+	if err := c.load(path, must); err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.OneShot = *oneShot
+	if set["t"] {
+		if *timeout <= 0 {
+			return nil, fmt.Errorf("-t %d: the timeout must be a positive number of seconds", *timeout)
+		}
+		c.TimeoutSeconds = *timeout
+	}
+	override := func(dst *string, name, val string) {
+		if set[name] {
+			*dst = val
+		}
+	}
+	override(&c.StateDir, "state-dir", *stateDir)
+	override(&c.RunDir, "run-dir", *runDir)
+	override(&c.ResolvConf, "resolv-conf", *resolv)
+	override(&c.NTPConf, "ntp-conf", *ntp)
+	c.Debug = c.Debug || *debug
+	c.AllowNoLandlock = c.AllowNoLandlock || *noLandlock
+	c.Release = c.Release || *release
+	if fs.NArg() > 0 {
+		c.Interfaces = fs.Args()
+	}
+	return c, c.finish()
+}
+
+// load reads the YAML file strictly: an unknown key or a wrong type is an
+// error naming the file and the line.
+func (c *Config) load(path string, must bool) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !must {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// finish fills defaults and checks values that do not depend on the host.
+func (c *Config) finish() error {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.StateDir, defaultStateDir)
+	def(&c.RunDir, defaultRunDir)
+	def(&c.ResolvConf, defaultResolvConf)
+	def(&c.NTPConf, defaultNTPConf)
+	c.Timeout = defaultTimeout
+	if c.TimeoutSeconds < 0 {
+		return fmt.Errorf("config: timeout %d: must be positive", c.TimeoutSeconds)
+	}
+	if c.TimeoutSeconds > 0 {
+		c.Timeout = time.Duration(c.TimeoutSeconds) * time.Second
+	}
+	if len(c.Interfaces) == 0 {
+		c.Interfaces = []string{"*"}
+	}
+	for _, p := range c.Interfaces {
+		if p == "" || len(p) > 64 || strings.ContainsAny(p, "/ \t\n") {
+			return fmt.Errorf("config: interface pattern %q is not valid", p)
+		}
+	}
+	switch c.ClientID {
+	case "duid", "hwaddr", "none":
+	default:
+		return fmt.Errorf("config: clientid %q: want duid, hwaddr or none", c.ClientID)
+	}
+	if c.Hostname != "" {
+		if err := privsep.CheckHostname(c.Hostname); err != nil {
+			return fmt.Errorf("config: hostname: %w", err)
+		}
+	}
+	if c.EngineUID == 0 || c.EngineGID == 0 {
+		return errors.New("config: engine_uid and engine_gid must not be 0: the engine never runs as root")
+	}
+	// "none" turns off writing a file.
+	for _, p := range []*string{&c.ResolvConf, &c.NTPConf} {
+		if *p == "none" {
+			*p = ""
+		}
+	}
+	for _, p := range []*string{&c.StateDir, &c.RunDir, &c.ResolvConf, &c.NTPConf} {
+		if *p != "" && !strings.HasPrefix(*p, "/") {
+			return fmt.Errorf("config: path %q must be absolute", *p)
+		}
+	}
+	return nil
+}
+
+// EngineConfig is what the actuator tells the engine in its Welcome: the
+// configuration the engine needs, and the leases saved before a restart.
+type EngineConfig struct {
+	OneShot     bool            `cbor:"1,keyasint"`
+	Timeout     int64           `cbor:"2,keyasint"` // nanoseconds
+	ClientID    string          `cbor:"3,keyasint"`
+	Hostname    string          `cbor:"4,keyasint,omitempty"`
+	RapidCommit bool            `cbor:"5,keyasint"`
+	Release     bool            `cbor:"6,keyasint"`
+	RouteMetric uint32          `cbor:"7,keyasint"`
+	Resolv      bool            `cbor:"8,keyasint"` // write resolv.conf
+	NTP         bool            `cbor:"9,keyasint"` // write the NTP list
+	SetHostname bool            `cbor:"10,keyasint"`
+	Leases      []privsep.Lease `cbor:"11,keyasint,omitempty"`
+	Debug       bool            `cbor:"12,keyasint"`
+}
+
+// engineConfig is the part of c the engine sees.
+func (c *Config) engineConfig(saved []privsep.Lease) EngineConfig {
+	return EngineConfig{
+		OneShot: c.OneShot, Timeout: int64(c.Timeout), ClientID: c.ClientID, Hostname: c.Hostname,
+		RapidCommit: c.RapidCommit, Release: c.Release, RouteMetric: c.RouteMetric,
+		Resolv: c.ResolvConf != "", NTP: c.NTPConf != "", SetHostname: c.ApplyHostname,
+		Leases: saved, Debug: c.Debug,
+	}
+}

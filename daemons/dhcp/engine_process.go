@@ -1,0 +1,579 @@
+package dhcp
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/privsep/sandbox"
+	"github.com/dyad-project/dyad/sdk"
+)
+
+// The engine: the unprivileged process. It runs as a non-root user with no
+// capabilities under seccomp and landlock, and talks to the network only
+// through the sockets the launcher opened for it. It drives one Client per
+// link and asks the actuator for every host change.
+
+// Descriptors of the engine, in order from 3.
+const (
+	efdPipe = 3 + iota
+	efdPacket
+	efdUDP
+	efdStatus
+)
+
+const (
+	replyTimeout   = 10 * time.Second
+	welcomeTimeout = 10 * time.Second
+)
+
+// inbound is what the readers hand to the main loop.
+type inbound struct {
+	ifindex int // 0: unknown (UDP), offered to every client
+	msg     *dhcpv4.DHCPv4
+	link    *privsep.LinkEvent
+	closed  error // the pipe to the actuator is gone
+}
+
+type reply struct {
+	id  uint64
+	err string
+}
+
+type engine struct {
+	cfg  EngineConfig
+	log  *slog.Logger
+	conn *privsep.Conn
+	rnd  *rand.Rand
+
+	packet *os.File
+	udp    *net.UDPConn
+
+	in      chan inbound
+	replies chan reply
+	nextID  uint64
+
+	clients map[int]*Client // by interface index
+	links   map[int]privsep.LinkEvent
+	saved   map[string]*privsep.Lease
+
+	// written remembers the last content sent for the host-wide files, so
+	// they are only rewritten when a lease changes them.
+	written map[privsep.Kind]string
+
+	statusMu sync.Mutex
+	status   engineStatus
+}
+
+func runEngine(args []string) int {
+	cfg, err := ParseArgs(args, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+		return sdk.ExitGaveUp
+	}
+	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, cfg.Debug)
+	_ = time.Now().Local() // load the zone before landlock hides it
+
+	for _, fd := range []int{efdPipe, efdPacket, efdUDP, efdStatus} {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			log.Error("missing descriptor from the supervisor", "fd", fd, "err", err.Error())
+			return sdk.ExitGaveUp
+		}
+	}
+	pipe := os.NewFile(efdPipe, "pipe")
+	packet := os.NewFile(efdPacket, "packet")
+	udpFile := os.NewFile(efdUDP, "udp")
+	status := os.NewFile(efdStatus, "status")
+
+	if err := sandbox.Confine(sandbox.Profile{
+		Name:               "engine",
+		Syscalls:           sandbox.EngineSyscalls(),
+		Landlock:           &sandbox.Landlock{},
+		ExpectUnprivileged: true,
+		AllowNoLandlock:    cfg.AllowNoLandlock,
+	}); err != nil {
+		log.Error("cannot confine the engine", "err", err.Error())
+		return sdk.ExitGaveUp
+	}
+
+	conn, err := privsep.EngineConn(pipe)
+	if err != nil {
+		log.Error(err.Error())
+		return sdk.ExitGaveUp
+	}
+	pc, err := net.FilePacketConn(udpFile)
+	udpFile.Close()
+	if err != nil {
+		log.Error("UDP socket", "err", err.Error())
+		return sdk.ExitGaveUp
+	}
+	udp, ok := pc.(*net.UDPConn)
+	if !ok {
+		log.Error("descriptor 5 is not a UDP socket")
+		return sdk.ExitGaveUp
+	}
+	var seed [16]byte
+	crand.Read(seed[:])
+	e := &engine{
+		log: log, conn: conn, packet: packet, udp: udp,
+		rnd:     rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
+		in:      make(chan inbound, 64),
+		replies: make(chan reply, 1),
+		clients: map[int]*Client{},
+		links:   map[int]privsep.LinkEvent{},
+		saved:   map[string]*privsep.Lease{},
+		written: map[privsep.Kind]string{},
+	}
+	if err := e.hello(); err != nil {
+		log.Error(err.Error())
+		return 1 // the supervisor restarts the engine
+	}
+	if e.cfg.Debug {
+		e.log = sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, true)
+	}
+	go sdk.ServeStatus(context.Background(), status, e.snapshot)
+	go e.readPipe()
+	go e.readPackets()
+	go e.readUDP()
+	return e.run()
+}
+
+// hello opens the session and reads the configuration from the Welcome.
+func (e *engine) hello() error {
+	if err := e.conn.Send(0, &privsep.Hello{Version: privsep.ProtocolVersion, Daemon: "dhcp"}); err != nil {
+		return err
+	}
+	type result struct {
+		m   privsep.Message
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		_, m, files, err := e.conn.Receive()
+		for _, f := range files {
+			f.Close()
+		}
+		ch <- result{m, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-time.After(welcomeTimeout):
+		return errors.New("no welcome from the actuator")
+	}
+	if r.err != nil {
+		return fmt.Errorf("welcome: %w", r.err)
+	}
+	w, ok := r.m.(*privsep.Welcome)
+	if !ok {
+		return fmt.Errorf("welcome: got %s", r.m.Kind())
+	}
+	if err := privsep.UnmarshalValue(w.Config, &e.cfg); err != nil {
+		return fmt.Errorf("welcome: configuration: %w", err)
+	}
+	for i := range e.cfg.Leases {
+		l := &e.cfg.Leases[i]
+		e.saved[l.Interface] = l
+	}
+	return nil
+}
+
+// readPipe hands link events and replies from the actuator to the loop.
+func (e *engine) readPipe() {
+	for {
+		id, m, files, err := e.conn.Receive()
+		for _, f := range files {
+			f.Close()
+		}
+		if err != nil {
+			e.in <- inbound{closed: err}
+			return
+		}
+		switch m := m.(type) {
+		case *privsep.Reply:
+			e.replies <- reply{id: id, err: m.Error}
+		case *privsep.LinkEvent:
+			e.in <- inbound{link: m}
+		default:
+			e.log.Warn("unexpected message from the actuator", "kind", string(m.Kind()))
+		}
+	}
+}
+
+func (e *engine) readPackets() {
+	raw, err := e.packet.SyscallConn()
+	if err != nil {
+		e.log.Error("packet socket", "err", err.Error())
+		return
+	}
+	buf := make([]byte, 4096)
+	for {
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		err := raw.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), buf, 0)
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
+			e.log.Error("packet socket", "err", err.Error())
+			return
+		}
+		sll, ok := from.(*unix.SockaddrLinklayer)
+		if !ok || sll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		f, err := ParseFrame(buf[:n])
+		if err != nil {
+			e.log.Debug("dropped frame", "err", err.Error())
+			continue
+		}
+		m, err := dhcpv4.FromBytes(f.Payload)
+		if err != nil {
+			e.log.Debug("dropped DHCP message", "from", f.SrcIP, "err", err.Error())
+			continue
+		}
+		e.in <- inbound{ifindex: sll.Ifindex, msg: m}
+	}
+}
+
+func (e *engine) readUDP() {
+	buf := make([]byte, 4096)
+	for {
+		n, from, err := e.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			e.log.Error("UDP socket", "err", err.Error())
+			return
+		}
+		if from.Port() != serverPort {
+			continue
+		}
+		m, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil {
+			e.log.Debug("dropped DHCP message", "from", from, "err", err.Error())
+			continue
+		}
+		e.in <- inbound{msg: m}
+	}
+}
+
+// run is the main loop: one event at a time, then the actions it caused.
+func (e *engine) run() int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	var giveUp <-chan time.Time
+	if e.cfg.OneShot {
+		giveUp = time.After(time.Duration(e.cfg.Timeout))
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		e.updateStatus()
+		if e.cfg.OneShot && e.anyBound() {
+			if err := e.call(&privsep.Done{}); err != nil {
+				e.log.Warn("the actuator did not acknowledge the end", "err", err.Error())
+			}
+			return sdk.ExitDone
+		}
+		timer.Reset(e.untilNextDeadline())
+		select {
+		case in := <-e.in:
+			if in.closed != nil {
+				e.log.Error("the actuator is gone: exiting", "err", in.closed.Error())
+				return 1
+			}
+			now := time.Now()
+			switch {
+			case in.link != nil:
+				e.linkChanged(now, *in.link)
+			case in.ifindex != 0:
+				if c := e.clients[in.ifindex]; c != nil {
+					c.HandleMessage(now, in.msg)
+				}
+			default:
+				for _, c := range e.clients {
+					c.HandleMessage(now, in.msg)
+				}
+			}
+		case <-timer.C:
+			now := time.Now()
+			for _, c := range e.clients {
+				c.HandleTimer(now)
+			}
+		case sig := <-sigs:
+			e.log.Info("stopping", "signal", sig.String())
+			now := time.Now()
+			for _, c := range e.clients {
+				c.Stop(now)
+			}
+			e.act()
+			return sdk.ExitDone
+		case <-giveUp:
+			msg := fmt.Sprintf("no lease within %s", time.Duration(e.cfg.Timeout))
+			e.log.Error(msg)
+			e.call(&privsep.Done{Error: msg})
+			return sdk.ExitGaveUp
+		}
+		e.act()
+	}
+}
+
+func (e *engine) untilNextDeadline() time.Duration {
+	next := time.Time{}
+	for _, c := range e.clients {
+		if d := c.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	if next.IsZero() {
+		return time.Hour
+	}
+	return max(time.Until(next), time.Millisecond)
+}
+
+func (e *engine) anyBound() bool {
+	for _, c := range e.clients {
+		if c.Lease() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// linkChanged creates, updates or forgets the client of a link.
+func (e *engine) linkChanged(now time.Time, l privsep.LinkEvent) {
+	c := e.clients[l.Index]
+	if l.Gone {
+		if c != nil {
+			e.log.Info("link gone", "interface", l.Name)
+			c.Stop(now)
+			delete(e.clients, l.Index)
+		}
+		delete(e.links, l.Index)
+		return
+	}
+	e.links[l.Index] = l
+	if c == nil {
+		if len(l.HardwareAddr) != 6 {
+			e.log.Debug("skipping a link without an Ethernet address", "interface", l.Name)
+			return
+		}
+		c = NewClient(ClientConfig{
+			Interface:    l.Name,
+			HardwareAddr: net.HardwareAddr(l.HardwareAddr),
+			ClientID:     clientID(e.cfg.ClientID, l.HardwareAddr),
+			Hostname:     e.cfg.Hostname,
+			RapidCommit:  e.cfg.RapidCommit,
+			RouteMetric:  e.cfg.RouteMetric,
+			Release:      e.cfg.Release,
+		}, e.log, e.rnd, e.saved[l.Name])
+		e.clients[l.Index] = c
+	}
+	if !l.AdminUp {
+		if err := e.call(&privsep.LinkUp{Interface: l.Name}); err != nil {
+			e.log.Error("cannot bring the link up", "interface", l.Name, "err", err.Error())
+		}
+		return // the carrier comes with the next event
+	}
+	c.LinkChanged(now, l.Carrier)
+}
+
+// act carries out what the clients asked for, then brings the host-wide
+// files in line with the leases held.
+func (e *engine) act() {
+	changed := false
+	for _, idx := range e.sortedClients() {
+		c := e.clients[idx]
+		for range 8 { // an apply's outcome may ask for more; bounded
+			actions := c.TakeActions()
+			if len(actions) == 0 {
+				break
+			}
+			for _, a := range actions {
+				switch a := a.(type) {
+				case Send:
+					e.send(idx, a)
+				case Apply:
+					err := e.applyAll(a.Ops)
+					if a.Bind {
+						c.Applied(time.Now(), err)
+					} else if err != nil {
+						e.log.Warn("removing configuration failed", "interface", c.cfg.Interface, "err", err.Error())
+					}
+					changed = true
+				}
+			}
+		}
+	}
+	if changed {
+		e.writeHostFiles()
+	}
+}
+
+func (e *engine) sortedClients() []int {
+	idx := make([]int, 0, len(e.clients))
+	for i := range e.clients {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	return idx
+}
+
+func (e *engine) applyAll(ops []privsep.Message) error {
+	for _, op := range ops {
+		if err := e.call(op); err != nil {
+			return fmt.Errorf("%s: %w", op.Kind(), err)
+		}
+	}
+	return nil
+}
+
+// call sends one request and waits for its reply.
+func (e *engine) call(op privsep.Message) error {
+	e.nextID++
+	id := e.nextID
+	if err := e.conn.Send(id, op); err != nil {
+		return err
+	}
+	timeout := time.After(replyTimeout)
+	for {
+		select {
+		case r := <-e.replies:
+			if r.id != id {
+				continue // the answer to a request that timed out
+			}
+			if r.err != "" {
+				return errors.New(r.err)
+			}
+			return nil
+		case <-timeout:
+			return fmt.Errorf("no reply from the actuator to %s", op.Kind())
+		}
+	}
+}
+
+func (e *engine) send(ifindex int, s Send) {
+	b := s.Message.ToBytes()
+	if s.Unicast.IsValid() {
+		if _, err := e.udp.WriteToUDPAddrPort(b, netip.AddrPortFrom(s.Unicast, serverPort)); err != nil {
+			e.log.Warn("send failed", "to", s.Unicast, "err", err.Error())
+		}
+		return
+	}
+	src, _ := netip.AddrFromSlice(s.Message.ClientIPAddr.To4())
+	frame, err := BuildFrame(s.Message.ClientHWAddr, src, b)
+	if err != nil {
+		e.log.Error(err.Error())
+		return
+	}
+	raw, err := e.packet.SyscallConn()
+	if err != nil {
+		e.log.Error(err.Error())
+		return
+	}
+	to := &unix.SockaddrLinklayer{Ifindex: ifindex, Protocol: htons(unix.ETH_P_IP), Halen: 6}
+	copy(to.Addr[:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	var serr error
+	err = raw.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), frame, 0, to)
+		return serr != unix.EAGAIN
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		e.log.Warn("send failed", "interface", ifindex, "err", err.Error())
+	}
+	e.log.Debug("sent", "type", s.Message.MessageType().String(), "interface", ifindex)
+}
+
+// writeHostFiles writes resolv.conf, the NTP list and the host name from
+// the leases held, in interface order, when their content changed.
+func (e *engine) writeHostFiles() {
+	var rc privsep.ResolvConf
+	var ntp privsep.NTPServers
+	hostname := ""
+	for _, idx := range e.sortedClients() {
+		l := e.clients[idx].Lease()
+		if l == nil {
+			continue
+		}
+		for _, a := range l.DNS {
+			if !slices.Contains(rc.Nameservers, a) && len(rc.Nameservers) < maxServers {
+				rc.Nameservers = append(rc.Nameservers, a)
+			}
+		}
+		if rc.Domain == "" {
+			rc.Domain = l.Domain
+		}
+		for _, s := range l.Search {
+			if !slices.Contains(rc.Search, s) && len(rc.Search) < maxSearch {
+				rc.Search = append(rc.Search, s)
+			}
+		}
+		for _, a := range l.NTP {
+			if !slices.Contains(ntp.Servers, a) && len(ntp.Servers) < maxServers {
+				ntp.Servers = append(ntp.Servers, a)
+			}
+		}
+		if hostname == "" {
+			hostname = l.Hostname
+		}
+	}
+	if e.cfg.Resolv && len(rc.Nameservers) > 0 {
+		e.writeOnce(&rc, fmt.Sprint(rc))
+	}
+	if e.cfg.NTP && len(ntp.Servers) > 0 {
+		e.writeOnce(&ntp, fmt.Sprint(ntp))
+	}
+	if e.cfg.SetHostname && hostname != "" {
+		e.writeOnce(&privsep.Hostname{Name: hostname}, hostname)
+	}
+}
+
+func (e *engine) writeOnce(op privsep.Message, key string) {
+	if e.written[op.Kind()] == key {
+		return
+	}
+	if err := e.call(op); err != nil {
+		e.log.Error("host file not written", "op", string(op.Kind()), "err", err.Error())
+		return
+	}
+	e.written[op.Kind()] = key
+}
+
+// clientID builds option 61: the hardware address, or RFC 4361's DUID and
+// IAID (a DUID-LL of the link's address, and the last four bytes of it as
+// IAID, as dhcpcd derives them).
+func clientID(mode string, hw []byte) []byte {
+	switch mode {
+	case "hwaddr":
+		return append([]byte{1}, hw...)
+	case "duid":
+		id := []byte{0xff}
+		id = append(id, hw[len(hw)-4:]...)
+		id = append(id, 0, 3, 0, 1) // DUID-LL, Ethernet
+		return append(id, hw...)
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package dhcp
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/privsep/sandbox"
+)
+
+// The grant of dyad-dhcp: everything its actuator may do, and the
+// capabilities it keeps to do it. Together with privsep/catalogue.go and
+// privsep/policy.go this is the whole of the daemon's privilege.
+
+// grant returns the policy the actuator enforces for a configuration.
+func grant(c *Config) privsep.Policy {
+	ops := []privsep.Kind{
+		privsep.OpLinkUp,
+		privsep.OpLinkMTU,
+		privsep.OpAddrReplace,
+		privsep.OpAddrRemove,
+		privsep.OpRouteReplace,
+		privsep.OpRouteRemove,
+		privsep.OpLeaseSave,
+		privsep.OpLeaseDrop,
+	}
+	if c.ResolvConf != "" {
+		ops = append(ops, privsep.OpResolvConf)
+	}
+	if c.NTPConf != "" {
+		ops = append(ops, privsep.OpNTPServers)
+	}
+	if c.ApplyHostname {
+		ops = append(ops, privsep.OpHostname)
+	}
+	return privsep.Policy{Daemon: "dhcp", Ops: ops, Interfaces: c.Interfaces}.WithDefaultBounds()
+}
+
+// actuatorCaps are the capabilities the actuator keeps: CAP_NET_ADMIN for
+// links, addresses and routes; CAP_SYS_ADMIN only when a received host name
+// is to be applied, since sethostname needs it.
+func actuatorCaps(c *Config) []sandbox.Cap {
+	caps := []sandbox.Cap{unix.CAP_NET_ADMIN}
+	if c.ApplyHostname {
+		caps = append(caps, unix.CAP_SYS_ADMIN)
+	}
+	return caps
+}
+
+// supervisorCaps are what the supervisor needs to start the engine as
+// another user with nothing (setuid, setgid, dropping the bounding set), to
+// signal it, and the actuator's, which it can only pass on if it holds them
+// itself. Its seccomp filter leaves it no socket and no ioctl to use the
+// network capabilities with.
+func supervisorCaps(c *Config) []sandbox.Cap {
+	return append([]sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}, actuatorCaps(c)...)
+}

@@ -1,0 +1,554 @@
+package dhcp_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dyad-project/dyad/internal/testnet"
+	"github.com/dyad-project/dyad/privsep/sandbox"
+)
+
+// Integration tests: the real binary against dnsmasq and kea, in network
+// namespaces the tests create, inside private mount, UTS and PID
+// namespaces (testnet.Isolate), so nothing of the host is ever written.
+
+func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
+
+var servers = []testnet.Kind{testnet.Dnsmasq, testnet.Kea}
+
+// binary returns the dyad-dhcp to test: $DYAD_BIN/dyad-dhcp as make builds
+// it, or a fresh build.
+func binary(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("DYAD_BIN"); dir != "" {
+		p := filepath.Join(dir, "dyad-dhcp")
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("DYAD_BIN=%s: %v", dir, err)
+		}
+		return p
+	}
+	return builtBinary(t)
+}
+
+var buildOnce = struct {
+	path string
+	err  error
+	done bool
+}{}
+
+func builtBinary(t *testing.T) string {
+	t.Helper()
+	if !buildOnce.done {
+		buildOnce.done = true
+		dir, err := os.MkdirTemp("", "dyad-dhcp-bin-")
+		if err == nil {
+			buildOnce.path = filepath.Join(dir, "dyad-dhcp")
+			cmd := exec.Command("go", "build", "-o", buildOnce.path, "github.com/dyad-project/dyad/daemons/dhcp/cmd/dyad-dhcp")
+			var out []byte
+			out, err = cmd.CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("%v\n%s", err, out)
+			}
+		}
+		buildOnce.err = err
+	}
+	if buildOnce.err != nil {
+		t.Fatalf("building dyad-dhcp: %v", buildOnce.err)
+	}
+	return buildOnce.path
+}
+
+// client is one run of dyad-dhcp with its paths in a temporary directory.
+type client struct {
+	*testnet.Proc
+	net                             *testnet.Net
+	dir, state, run, resolv, ntpLst string
+}
+
+func newClient(t *testing.T, n *testnet.Net) *client {
+	t.Helper()
+	testnet.RequireRoot(t)
+	dir, err := os.MkdirTemp("", "dyad-dhcp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return &client{
+		net: n, dir: dir,
+		state:  filepath.Join(dir, "state"),
+		run:    filepath.Join(dir, "run"),
+		resolv: filepath.Join(dir, "resolv.conf"),
+		ntpLst: filepath.Join(dir, "ntp.conf"),
+	}
+}
+
+func (c *client) args(extra ...string) []string {
+	a := []string{"-d", "--state-dir", c.state, "--run-dir", c.run, "--resolv-conf", c.resolv, "--ntp-conf", c.ntpLst, "-f", "/dev/null"}
+	return append(a, extra...)
+}
+
+// start runs the long-lived daemon on the Net's client interface.
+func (c *client) start(t *testing.T, extra ...string) {
+	t.Helper()
+	c.Proc = c.net.Start(t, c.net.Client, binary(t), c.args(append(extra, c.net.ClientIf)...)...)
+}
+
+// oneShot runs dyad-dhcp -1 to completion.
+func (c *client) oneShot(t *testing.T, timeout int, extra ...string) ([]byte, error) {
+	t.Helper()
+	args := c.args(append([]string{"-1", "-t", strconv.Itoa(timeout)}, append(extra, c.net.ClientIf)...)...)
+	return c.net.Run(t, c.net.Client, binary(t), args...)
+}
+
+// waitLog waits for the daemon to log substr.
+func (c *client) waitLog(t *testing.T, substr string, timeout time.Duration) {
+	t.Helper()
+	if !c.WaitLog(substr, timeout) {
+		t.Fatalf("dyad-dhcp did not log %q within %v:\n%s", substr, timeout, c.Output())
+	}
+}
+
+// addr returns the only IPv4 address of the client interface, failing the
+// test if there is not exactly one.
+func (c *client) addr(t *testing.T) testnet.Addr {
+	t.Helper()
+	addrs := c.net.AddrLifetimes(t, c.net.Client, c.net.ClientIf)
+	if len(addrs) != 1 {
+		t.Fatalf("client interface has %d IPv4 addresses, want 1: %v", len(addrs), addrs)
+	}
+	return addrs[0]
+}
+
+func (c *client) routes(t *testing.T) map[string]testnet.Route {
+	t.Helper()
+	out := map[string]testnet.Route{}
+	for _, r := range c.net.Routes(t, c.net.Client) {
+		if r.Protocol == "dhcp" {
+			out[r.Dst.String()+" via "+r.Gateway.String()] = r
+		}
+	}
+	return out
+}
+
+// monitorAddrs records address events on the client side, to prove that an
+// address never flapped.
+func monitorAddrs(t *testing.T, n *testnet.Net) *testnet.Proc {
+	t.Helper()
+	p := n.Start(t, n.Client, "ip", "-4", "monitor", "address")
+	time.Sleep(200 * time.Millisecond) // ip monitor subscribes at start-up
+	return p
+}
+
+func assertNoDeletion(t *testing.T, mon *testnet.Proc) {
+	t.Helper()
+	if out := string(mon.Output()); strings.Contains(out, "Deleted") {
+		t.Errorf("the address flapped:\n%s", out)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func forEachServer(t *testing.T, f func(t *testing.T, kind testnet.Kind)) {
+	for _, kind := range servers {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			f(t, kind)
+		})
+	}
+}
+
+func TestOneShotLease(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
+		n := testnet.NewNet(t)
+		o := n.DefaultOptions()
+		o.MTU = 1400
+		o.Search = []string{"dyad.test", "example.test"}
+		testnet.StartServer(t, kind, n, o)
+		c := newClient(t, n)
+
+		out, err := c.oneShot(t, 20)
+		if err != nil {
+			t.Fatalf("dyad-dhcp -1: %v\n%s", err, out)
+		}
+		a := c.addr(t)
+		if !a.Prefix.Masked().Contains(o.RangeStart) || a.Prefix.Bits() != n.ServerAddr.Bits() {
+			t.Errorf("address %s not in the server's subnet %s", a.Prefix, n.ServerAddr)
+		}
+		if a.Prefix.Addr().Less(o.RangeStart) || o.RangeEnd.Less(a.Prefix.Addr()) {
+			t.Errorf("address %s outside the range %s-%s", a.Prefix.Addr(), o.RangeStart, o.RangeEnd)
+		}
+		if !a.Dynamic || a.Valid > time.Hour || a.Valid < time.Hour-time.Minute || a.Preferred > a.Valid {
+			t.Errorf("address lifetimes valid %v preferred %v, want about the hour's lease", a.Valid, a.Preferred)
+		}
+		def, ok := c.routes(t)["0.0.0.0/0 via "+n.ServerAddr.Addr().String()]
+		if !ok {
+			t.Errorf("no default route via %s tagged proto dhcp: %v", n.ServerAddr.Addr(), n.Routes(t, n.Client))
+		} else if def.Src != a.Prefix.Addr() {
+			t.Errorf("default route source %s, want %s", def.Src, a.Prefix.Addr())
+		}
+		if mtu := n.Link(t, n.Client, n.ClientIf).MTU; mtu != 1400 {
+			t.Errorf("MTU %d, want 1400", mtu)
+		}
+		rc := readFile(t, c.resolv)
+		for _, want := range []string{"nameserver " + n.ServerAddr.Addr().String(), "search dyad.test example.test", "domain dyad.test"} {
+			if !strings.Contains(rc, want) {
+				t.Errorf("resolv.conf lacks %q:\n%s", want, rc)
+			}
+		}
+		if ntp := readFile(t, c.ntpLst); !strings.Contains(ntp, n.ServerAddr.Addr().String()) {
+			t.Errorf("NTP list lacks %s:\n%s", n.ServerAddr.Addr(), ntp)
+		}
+		if _, err := os.Stat(filepath.Join(c.state, n.ClientIf+".lease")); err != nil {
+			t.Errorf("lease not saved: %v", err)
+		}
+	})
+}
+
+func TestOneShotTimeout(t *testing.T) {
+	n := testnet.NewNet(t) // no server
+	c := newClient(t, n)
+	start := time.Now()
+	out, err := c.oneShot(t, 3)
+	if err == nil {
+		t.Fatalf("dyad-dhcp -1 with no server succeeded:\n%s", out)
+	}
+	if !strings.Contains(string(out), "no lease within 3s") {
+		t.Errorf("no clear line about the timeout:\n%s", out)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("took %v to give up after 3 s", d)
+	}
+}
+
+func TestClasslessRoutes(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
+		n := testnet.NewNet(t)
+		o := n.DefaultOptions()
+		srv := n.ServerAddr.Addr()
+		o.Routes = []testnet.StaticRoute{
+			{Dst: netip.MustParsePrefix("10.99.0.0/16"), Gateway: srv},
+			{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: srv},
+		}
+		// Option 3 must be ignored when 121 is present (RFC 3442).
+		o.Router = netip.AddrFrom4([4]byte{srv.As4()[0], srv.As4()[1], srv.As4()[2], 254})
+		testnet.StartServer(t, kind, n, o)
+		c := newClient(t, n)
+		if out, err := c.oneShot(t, 20); err != nil {
+			t.Fatalf("dyad-dhcp -1: %v\n%s", err, out)
+		}
+		routes := c.routes(t)
+		for _, want := range []string{"10.99.0.0/16 via " + srv.String(), "0.0.0.0/0 via " + srv.String()} {
+			if _, ok := routes[want]; !ok {
+				t.Errorf("missing route %s; have %v", want, routes)
+			}
+		}
+		if _, ok := routes["0.0.0.0/0 via "+o.Router.String()]; ok {
+			t.Errorf("option 3 router used although option 121 was given")
+		}
+	})
+}
+
+// shortLease returns options whose lease renews within seconds: kea takes
+// short leases; dnsmasq's minimum is two minutes, so it gets a short T1.
+func shortLease(n *testnet.Net, kind testnet.Kind, lease time.Duration) testnet.ServerOptions {
+	o := n.DefaultOptions()
+	if kind == testnet.Dnsmasq {
+		o.LeaseTime = 2 * time.Minute
+		o.RenewTime = 6 * time.Second
+		o.RebindTime = 100 * time.Second
+		return o
+	}
+	o.LeaseTime = lease
+	return o
+}
+
+func TestRenewal(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
+		n := testnet.NewNet(t)
+		srv := testnet.StartServer(t, kind, n, shortLease(n, kind, 12*time.Second))
+		mon := monitorAddrs(t, n)
+		c := newClient(t, n)
+		c.start(t)
+		c.waitLog(t, `msg=bound`, 20*time.Second)
+		first := c.addr(t)
+		mark := srv.Mark()
+		c.waitLog(t, `msg="lease extended"`, 30*time.Second)
+		c.waitLog(t, `msg=renewing`, time.Second)
+		if !srv.WaitLogAfter(mark, renewalLog(kind), 5*time.Second) {
+			t.Errorf("the server did not log the renewal:\n%s", srv.Log())
+		}
+		if c.addr(t).Prefix != first.Prefix {
+			t.Errorf("address changed on renewal")
+		}
+		assertNoDeletion(t, mon)
+	})
+}
+
+// renewalLog is what each server logs when it acknowledges a renewal.
+func renewalLog(kind testnet.Kind) string {
+	if kind == testnet.Kea {
+		return "DHCP4_LEASE_ALLOC" // kea logs a renewal as an allocation of the same lease
+	}
+	return "DHCPACK("
+}
+
+func TestServerLostThenExpiryThenBack(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
+		n := testnet.NewNet(t)
+		o := shortLease(n, kind, 12*time.Second)
+		if kind == testnet.Dnsmasq {
+			o.RenewTime, o.RebindTime = 0, 0
+		}
+		srv := testnet.StartServer(t, kind, n, o)
+		c := newClient(t, n)
+		c.start(t)
+		c.waitLog(t, `msg=bound`, 20*time.Second)
+		srv.Proc.Stop()
+		lease := o.LeaseTime
+		c.waitLog(t, `msg=rebinding`, lease)
+		c.waitLog(t, `expired`, lease)
+		// Expiry removes the address and the routes.
+		deadline := time.Now().Add(5 * time.Second)
+		for len(n.Addrs(t, n.Client, n.ClientIf)) != 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if a := n.Addrs(t, n.Client, n.ClientIf); len(a) != 0 {
+			t.Errorf("address still there after expiry: %v", a)
+		}
+		if r := c.routes(t); len(r) != 0 {
+			t.Errorf("routes still there after expiry: %v", r)
+		}
+		mark := c.Mark()
+		srv.Restart(t)
+		if !c.WaitLogAfter(mark, `msg=bound`, 90*time.Second) {
+			t.Fatalf("no new lease after the server came back:\n%s", c.Output())
+		}
+		c.addr(t)
+	})
+}
+
+func TestNAKStartsOver(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
+		n := testnet.NewNet(t)
+		o := shortLease(n, kind, 12*time.Second)
+		srv := testnet.StartServer(t, kind, n, o)
+		c := newClient(t, n)
+		c.start(t)
+		c.waitLog(t, `msg=bound`, 20*time.Second)
+		old := c.addr(t).Prefix.Addr()
+		// Reserve the client's address for another machine: the next
+		// renewal is NAKed.
+		o.Hosts = []testnet.Host{{MAC: []byte{0x02, 0, 0, 0, 0, 0x99}, Addr: old}}
+		mark := c.Mark()
+		srv.Reconfigure(t, o)
+		if !c.WaitLogAfter(mark, "NAK from", 60*time.Second) {
+			t.Fatalf("no NAK seen:\n%s", c.Output())
+		}
+		if !c.WaitLogAfter(mark, `msg=bound`, 60*time.Second) {
+			t.Fatalf("no new lease after the NAK:\n%s", c.Output())
+		}
+		if got := c.addr(t).Prefix.Addr(); got == old {
+			t.Errorf("kept the NAKed address %s", old)
+		}
+	})
+}
+
+func TestRestartAfterSIGKILLKeepsAddress(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
+		n := testnet.NewNet(t)
+		srv := testnet.StartServer(t, kind, n, n.DefaultOptions())
+		c := newClient(t, n)
+		c.start(t)
+		c.waitLog(t, `msg=bound`, 20*time.Second)
+		first := c.addr(t).Prefix
+		mon := monitorAddrs(t, n)
+		c.Kill()
+		c.Wait(10 * time.Second)
+		if a := c.addr(t).Prefix; a != first {
+			t.Fatalf("address changed when the daemon died: %s", a)
+		}
+		mark := srv.Mark()
+		c.start(t)
+		c.waitLog(t, `msg=bound`, 20*time.Second)
+		if strings.Contains(string(c.Output()), "DHCPDISCOVER") || strings.Contains(srv.Log()[mark:], "DHCPDISCOVER") {
+			t.Errorf("a DISCOVER was sent; INIT-REBOOT should have asked for the address directly")
+		}
+		if a := c.addr(t).Prefix; a != first {
+			t.Errorf("INIT-REBOOT got %s, want %s", a, first)
+		}
+		assertNoDeletion(t, mon)
+	})
+}
+
+func TestEngineRestartKeepsAddress(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
+		n := testnet.NewNet(t)
+		testnet.StartServer(t, kind, n, n.DefaultOptions())
+		c := newClient(t, n)
+		c.start(t)
+		c.waitLog(t, `msg=bound`, 20*time.Second)
+		first := c.addr(t).Prefix
+		mon := monitorAddrs(t, n)
+		procs := daemonProcs(t, c.Pid())
+		mark := c.Mark()
+		if err := syscallKill(procs["engine"]); err != nil {
+			t.Fatal(err)
+		}
+		if !c.WaitLogAfter(mark, "engine exited: restarting", 10*time.Second) {
+			t.Fatalf("the supervisor did not restart the engine:\n%s", c.Output())
+		}
+		if !c.WaitLogAfter(mark, `msg=bound`, 30*time.Second) {
+			t.Fatalf("the new engine did not take the lease over:\n%s", c.Output())
+		}
+		if a := c.addr(t).Prefix; a != first {
+			t.Errorf("address %s, want %s", a, first)
+		}
+		if procs2 := daemonProcs(t, c.Pid()); procs2["actuator"] != procs["actuator"] || procs2["engine"] == procs["engine"] {
+			t.Errorf("processes before %v, after %v: want the same actuator and a new engine", procs, procs2)
+		}
+		assertNoDeletion(t, mon)
+	})
+}
+
+func TestStatusSocket(t *testing.T) {
+	n := testnet.NewNet(t)
+	testnet.StartDnsmasq(t, n, n.DefaultOptions())
+	c := newClient(t, n)
+	c.start(t)
+	c.waitLog(t, `msg=bound`, 20*time.Second)
+	out, err := exec.Command(binary(t), "status", "--run-dir", c.run).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dyad-dhcp status: %v\n%s", err, out)
+	}
+	var st struct {
+		Daemon     string
+		Interfaces []struct {
+			Name  string
+			State string
+			Lease *struct{ Address string }
+		}
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status is not JSON: %v\n%s", err, out)
+	}
+	if len(st.Interfaces) != 1 || st.Interfaces[0].Name != n.ClientIf || st.Interfaces[0].State != "BOUND" || st.Interfaces[0].Lease == nil {
+		t.Errorf("status %s", out)
+	} else if st.Interfaces[0].Lease.Address != c.addr(t).Prefix.String() {
+		t.Errorf("status address %s, host has %s", st.Interfaces[0].Lease.Address, c.addr(t).Prefix)
+	}
+}
+
+// TestSandboxOfRunningDaemon reads /proc of each process of a daemon that
+// holds a lease.
+func TestSandboxOfRunningDaemon(t *testing.T) {
+	n := testnet.NewNet(t)
+	testnet.StartDnsmasq(t, n, n.DefaultOptions())
+	c := newClient(t, n)
+	c.start(t)
+	c.waitLog(t, `msg=bound`, 20*time.Second)
+	procs := daemonProcs(t, c.Pid())
+	const netAdmin = uint64(1) << 12
+	supCaps := uint64(1)<<6 | 1<<7 | 1<<8 | 1<<5 | netAdmin // SETGID SETUID SETPCAP KILL NET_ADMIN
+
+	for _, tc := range []struct {
+		proc     string
+		uid, gid uint32
+		caps     uint64
+	}{
+		{"supervisor", 0, 0, supCaps},
+		{"actuator", 0, 0, netAdmin},
+		{"engine", 65534, 65534, 0},
+	} {
+		pid := procs[tc.proc]
+		st, err := sandbox.ReadStatus(pid)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.proc, err)
+		}
+		for i := range 4 {
+			if st.UID[i] != tc.uid || st.GID[i] != tc.gid {
+				t.Errorf("%s: Uid %v Gid %v, want %d/%d", tc.proc, st.UID, st.GID, tc.uid, tc.gid)
+				break
+			}
+		}
+		if tc.proc == "engine" && len(st.Groups) != 0 {
+			t.Errorf("engine: supplementary groups %v", st.Groups)
+		}
+		if st.CapPrm != tc.caps || st.CapEff != tc.caps || st.CapBnd != tc.caps || st.CapInh != 0 || st.CapAmb != 0 {
+			t.Errorf("%s: CapInh %#x CapPrm %#x CapEff %#x CapBnd %#x CapAmb %#x, want %#x", tc.proc, st.CapInh, st.CapPrm, st.CapEff, st.CapBnd, st.CapAmb, tc.caps)
+		}
+		if st.Seccomp != 2 {
+			t.Errorf("%s: Seccomp %d, want 2 (filter)", tc.proc, st.Seccomp)
+		}
+		if tc.proc == "engine" && !st.NoNewPrivs {
+			t.Errorf("engine: NoNewPrivs not set")
+		}
+	}
+}
+
+// daemonProcs finds the actuator and the engine among the children of the
+// supervisor pid, by the argv[0] each stage shows.
+func daemonProcs(t *testing.T, supervisor int) map[string]int {
+	t.Helper()
+	out := map[string]int{"supervisor": supervisor}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || parentOf(pid) != supervisor {
+				continue
+			}
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			argv0, _, _ := strings.Cut(string(cmd), "\x00")
+			if stage, ok := strings.CutPrefix(argv0, "dyad-dhcp: "); ok {
+				out[stage] = pid
+			}
+		}
+		if out["actuator"] != 0 && out["engine"] != 0 {
+			return out
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("cannot find the actuator and the engine under %d: %v", supervisor, out)
+	return nil
+}
+
+func parentOf(pid int) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "PPid:"); ok {
+			p, _ := strconv.Atoi(strings.TrimSpace(v))
+			return p
+		}
+	}
+	return 0
+}
+
+func syscallKill(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}

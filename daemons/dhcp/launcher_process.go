@@ -1,0 +1,174 @@
+package dhcp
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dyad-project/dyad/privsep/sandbox"
+	"github.com/dyad-project/dyad/sdk"
+)
+
+// The launcher and the supervisor: the process the operator starts, as root.
+// The launcher opens what needs privilege to open, then execs itself as the
+// supervisor, which keeps only the capabilities needed to start the
+// actuator and the engine. Neither reads a byte from the network.
+
+// Descriptors the supervisor inherits from the launcher, in order from 3,
+// and passes on to the engine after the pipe.
+const (
+	fdPacket = 3 + iota
+	fdUDP
+	fdStatus
+)
+
+func launch(args []string) int {
+	cfg, err := ParseArgs(args, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+		return 2
+	}
+	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageLauncher, cfg.Debug)
+	fail := func(err error) int {
+		log.Error(err.Error())
+		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+		return 1
+	}
+	if err := sdk.CheckRoot("dyad-dhcp"); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fail(fmt.Errorf("state directory: %w", err))
+	}
+	if cfg.NTPConf != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.NTPConf), 0o755); err != nil {
+			return fail(fmt.Errorf("NTP list directory: %w", err))
+		}
+	}
+	packet, err := openPacketSocket()
+	if err != nil {
+		return fail(err)
+	}
+	udp, err := openUDPSocket()
+	if err != nil {
+		return fail(err)
+	}
+	status, err := sdk.ListenStatus(cfg.RunDir)
+	if err != nil {
+		return fail(err)
+	}
+	err = sandbox.ExecStage(append([]string{sdk.Argv0("dyad-dhcp", sdk.StageSupervisor)}, args...),
+		os.Environ(), supervisorCaps(cfg), []*os.File{packet, udp, status})
+	return fail(fmt.Errorf("exec supervisor: %w", err))
+}
+
+func supervise(args []string) int {
+	cfg, err := ParseArgs(args, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+		return 2
+	}
+	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageSupervisor, cfg.Debug)
+	files := []*os.File{
+		os.NewFile(fdPacket, "packet"),
+		os.NewFile(fdUDP, "udp"),
+		os.NewFile(fdStatus, "status"),
+	}
+	if err := sandbox.Confine(sandbox.Profile{Name: "supervisor", Syscalls: sandbox.SupervisorSyscalls(sandbox.ActuatorSyscalls(), sandbox.EngineSyscalls())}); err != nil {
+		log.Error("cannot confine the supervisor", "err", err.Error())
+		return 1
+	}
+	s := &sdk.Supervisor{
+		Name:         "dyad-dhcp",
+		Log:          log,
+		Args:         args,
+		ActuatorCaps: actuatorCaps(cfg),
+		EngineFiles:  files,
+		EngineUID:    cfg.EngineUID,
+		EngineGID:    cfg.EngineGID,
+	}
+	code := s.Run()
+	if code != 0 && cfg.OneShot {
+		fmt.Fprintf(os.Stderr, "dyad-dhcp: no lease within %s\n", cfg.Timeout)
+	}
+	return code
+}
+
+// openPacketSocket opens the engine's view of the links: an AF_PACKET
+// socket on every interface that sees only IPv4/UDP datagrams to port 68,
+// through a filter the engine cannot detach. The socket receives nothing
+// until the filter is in place, so no unfiltered frame is ever queued.
+func openPacketSocket() (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("packet socket: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "packet")
+	prog := dhcpReplyFilter()
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: unsafe.SliceData(prog)}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("packet socket: attach filter: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("packet socket: lock filter: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP)}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("packet socket: bind: %w", err)
+	}
+	return f, nil
+}
+
+// dhcpReplyFilter is a classic BPF program accepting Ethernet frames that
+// carry an unfragmented IPv4 UDP datagram to port 68.
+func dhcpReplyFilter() []unix.SockFilter {
+	const (
+		ldh  = unix.BPF_LD | unix.BPF_H | unix.BPF_ABS
+		ldb  = unix.BPF_LD | unix.BPF_B | unix.BPF_ABS
+		ldxb = unix.BPF_LDX | unix.BPF_B | unix.BPF_MSH
+		ldhx = unix.BPF_LD | unix.BPF_H | unix.BPF_IND
+		jeq  = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+		jset = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K
+		ret  = unix.BPF_RET | unix.BPF_K
+	)
+	return []unix.SockFilter{
+		{Code: ldh, K: 12},                       // 0: EtherType
+		{Code: jeq, K: 0x0800, Jt: 0, Jf: 7},     // 1: IPv4, else drop
+		{Code: ldb, K: 23},                       // 2: IP protocol
+		{Code: jeq, K: 17, Jt: 0, Jf: 5},         // 3: UDP, else drop
+		{Code: ldh, K: 20},                       // 4: flags and fragment offset
+		{Code: jset, K: 0x3fff, Jt: 3, Jf: 0},    // 5: MF or offset set: drop
+		{Code: ldxb, K: 14},                      // 6: X = IP header length
+		{Code: ldhx, K: 16},                      // 7: UDP destination port
+		{Code: jeq, K: clientPort, Jt: 1, Jf: 0}, // 8: port 68
+		{Code: ret, K: 0},                        // 9: drop
+		{Code: ret, K: 0x40000},                  // 10: accept
+	}
+}
+
+// openUDPSocket opens the socket for unicast to servers (RENEWING,
+// RELEASE); bound to port 68 it also keeps the kernel from answering a
+// server's unicast reply with ICMP port unreachable.
+func openUDPSocket() (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("UDP socket: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "udp")
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("UDP socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: clientPort}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("UDP socket: bind port %d: %w", clientPort, err)
+	}
+	return f, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -1,0 +1,244 @@
+package dhcp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/dyad-project/dyad/privsep"
+)
+
+// Bounds the engine applies to what a server offers. The actuator applies
+// the same policy again; the engine filters first so that one bad option
+// costs that option, not the whole lease.
+const (
+	minMTU      = 576
+	maxMTU      = 9216
+	maxServers  = 8
+	maxSearch   = 8
+	maxRoutes   = 64
+	infiniteLft = 0xffffffff
+)
+
+// interpretLease turns a server's OFFER or ACK into a lease. It fails only
+// when the message cannot be a lease at all (bad address, no server
+// identifier, no or zero lease time, a mask that is not a mask); a bad
+// optional value is dropped and reported in the returned warnings.
+func interpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Lease, []string, error) {
+	var warn []string
+	note := func(err error) { warn = append(warn, err.Error()) }
+	l := privsep.Lease{Interface: iface, Acquired: now.Unix()}
+
+	yi, ok := netip.AddrFromSlice(m.YourIPAddr.To4())
+	if !ok {
+		return l, nil, errors.New("no address offered (yiaddr)")
+	}
+	bits := classfulBits(yi)
+	if b := m.Options.Get(dhcpv4.GenericOptionCode(optSubnetMask)); b != nil {
+		var err error
+		if bits, err = parseMask(b); err != nil {
+			return l, nil, err
+		}
+	}
+	l.Address = netip.PrefixFrom(yi, bits)
+	if err := checkHostAddress(l.Address); err != nil {
+		return l, nil, err
+	}
+
+	sid, err := parseAddrs("server identifier", m.Options.Get(dhcpv4.GenericOptionCode(optServerID)))
+	if err != nil {
+		return l, nil, err
+	}
+	if len(sid) != 1 || !isUnicast(sid[0]) {
+		return l, nil, fmt.Errorf("server identifier %v is not one unicast address", sid)
+	}
+	l.Server = sid[0]
+
+	lt, err := parseUint32("lease time", m.Options.Get(dhcpv4.GenericOptionCode(optLeaseTime)))
+	if err != nil {
+		return l, nil, err
+	}
+	if lt == 0 {
+		return l, nil, errors.New("lease time 0")
+	}
+	l.LeaseTime = lt
+	l.RenewTime, l.RebindTime = lt/2, lt/8*7
+	if lt == infiniteLft {
+		l.RenewTime, l.RebindTime = infiniteLft, infiniteLft
+	}
+	t1, err1 := parseUint32("renewal time", m.Options.Get(dhcpv4.GenericOptionCode(optRenewalTime)))
+	t2, err2 := parseUint32("rebinding time", m.Options.Get(dhcpv4.GenericOptionCode(optRebindingTime)))
+	switch {
+	case err1 == nil && err2 == nil && 0 < t1 && t1 < t2 && t2 < lt:
+		l.RenewTime, l.RebindTime = t1, t2
+	case err1 == nil && err2 != nil && 0 < t1 && t1 < l.RebindTime:
+		l.RenewTime = t1
+	case err1 != nil && err2 == nil && l.RenewTime < t2 && t2 < lt:
+		l.RebindTime = t2
+	case m.Options.Has(dhcpv4.GenericOptionCode(optRenewalTime)) || m.Options.Has(dhcpv4.GenericOptionCode(optRebindingTime)):
+		warn = append(warn, fmt.Sprintf("renewal/rebinding times %d/%d do not fit lease time %d: using defaults", t1, t2, lt))
+	}
+
+	subnet := l.Address.Masked()
+	if b := m.Options.Get(dhcpv4.GenericOptionCode(optClasslessRoutes)); b != nil {
+		routes, err := parseClasslessRoutes(b)
+		if err != nil {
+			note(err)
+		}
+		l.Routes = sanitizeRoutes(routes, l.Address, note)
+	}
+	if b := m.Options.Get(dhcpv4.GenericOptionCode(optRouter)); b != nil {
+		routers, err := parseAddrs("routers", b)
+		if err != nil {
+			note(err)
+		}
+		for _, r := range routers {
+			switch {
+			case !isUnicast(r):
+				note(fmt.Errorf("router %s is not a unicast address: ignored", r))
+			case !subnet.Contains(r) || r == yi:
+				note(fmt.Errorf("router %s is not on the subnet %s: ignored", r, subnet))
+			default:
+				l.Routers = append(l.Routers, r)
+			}
+		}
+	}
+	if b := m.Options.Get(dhcpv4.GenericOptionCode(optMTU)); b != nil {
+		mtu, err := parseMTU(b)
+		switch {
+		case err != nil:
+			note(err)
+		case mtu < minMTU || mtu > maxMTU:
+			note(fmt.Errorf("interface MTU %d outside %d..%d: ignored", mtu, minMTU, maxMTU))
+		default:
+			l.MTU = mtu
+		}
+	}
+	l.DNS = serverList("DNS server", m.Options.Get(dhcpv4.GenericOptionCode(optDNS)), note)
+	l.NTP = serverList("NTP server", m.Options.Get(dhcpv4.GenericOptionCode(optNTP)), note)
+	if b := m.Options.Get(dhcpv4.GenericOptionCode(optDomainName)); b != nil {
+		if d := parseString(b); privsep.CheckDomainName(d) != nil {
+			note(fmt.Errorf("domain name %q is not a valid DNS name: ignored", d))
+		} else {
+			l.Domain = d
+		}
+	}
+	if b := m.Options.Get(dhcpv4.GenericOptionCode(optDomainSearch)); b != nil {
+		names, err := parseSearchList(b)
+		if err != nil {
+			note(err)
+		}
+		for _, n := range names {
+			switch {
+			case privsep.CheckDomainName(n) != nil:
+				note(fmt.Errorf("search domain %q is not a valid DNS name: ignored", n))
+			case len(l.Search) >= maxSearch:
+				note(fmt.Errorf("search domain %q is beyond the %d kept", n, maxSearch))
+			default:
+				l.Search = append(l.Search, n)
+			}
+		}
+	}
+	if b := m.Options.Get(dhcpv4.GenericOptionCode(optHostname)); b != nil {
+		if h := parseString(b); privsep.CheckHostname(h) != nil {
+			note(fmt.Errorf("host name %q is not valid: ignored", h))
+		} else {
+			l.Hostname = h
+		}
+	}
+	return l, warn, nil
+}
+
+// sanitizeRoutes keeps the classless routes whose gateway is on-link: in the
+// subnet, or inside an on-link route given before it.
+func sanitizeRoutes(routes []privsep.Route, addr netip.Prefix, note func(error)) []privsep.Route {
+	var out []privsep.Route
+	onLink := []netip.Prefix{addr.Masked()}
+	for _, r := range routes {
+		d := r.Destination
+		switch {
+		case len(out) >= maxRoutes:
+			note(fmt.Errorf("more than %d classless routes: the rest ignored", maxRoutes))
+			return out
+		case d.Bits() > 0 && (d.Addr().IsLoopback() || d.Addr().IsMulticast() || d.Addr().As4()[0] >= 240):
+			note(fmt.Errorf("classless route to %s: loopback, multicast or class E destination ignored", d))
+			continue
+		case !r.Gateway.IsValid():
+			if d.Bits() > 0 {
+				onLink = append(onLink, d)
+			}
+		case !isUnicast(r.Gateway) || r.Gateway == addr.Addr():
+			note(fmt.Errorf("classless route to %s: gateway %s is not usable: ignored", d, r.Gateway))
+			continue
+		default:
+			ok := false
+			for _, p := range onLink {
+				ok = ok || p.Contains(r.Gateway)
+			}
+			if !ok {
+				note(fmt.Errorf("classless route to %s: gateway %s is not on-link: ignored", d, r.Gateway))
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func serverList(what string, b []byte, note func(error)) []netip.Addr {
+	if b == nil {
+		return nil
+	}
+	list, err := parseAddrs(what+"s", b)
+	if err != nil {
+		note(err)
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range list {
+		switch {
+		case !isUnicast(a):
+			note(fmt.Errorf("%s %s is not a unicast address: ignored", what, a))
+		case len(out) >= maxServers:
+			note(fmt.Errorf("%s %s is beyond the %d kept", what, a, maxServers))
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// isUnicast accepts an IPv4 address a host may use or talk to.
+func isUnicast(a netip.Addr) bool {
+	if !a.Is4() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() {
+		return false
+	}
+	b := a.As4()
+	return b[0] != 0 && b[0] < 240 // 0/8 and class E, which includes 255.255.255.255
+}
+
+// checkHostAddress refuses an offered address no host may take.
+func checkHostAddress(p netip.Prefix) error {
+	a := p.Addr()
+	switch {
+	case !isUnicast(a):
+		return fmt.Errorf("offered address %s is not a unicast address", a)
+	case a.IsLinkLocalUnicast():
+		return fmt.Errorf("offered address %s is link-local", a)
+	case p.Bits() < 8:
+		return fmt.Errorf("offered prefix length %d is below 8", p.Bits())
+	case p.Bits() <= 30 && (a == p.Masked().Addr() || a == lastAddr(p)):
+		return fmt.Errorf("offered address %s is the network or broadcast address of its subnet", p)
+	}
+	return nil
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= uint32(1)<<(32-p.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

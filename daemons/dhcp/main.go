@@ -1,0 +1,44 @@
+package dhcp
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/dyad-project/dyad/sdk"
+)
+
+// Main runs dyad-dhcp in whichever stage argv[0] names and returns the exit
+// code.
+func Main(argv []string, stdout, stderr io.Writer) int {
+	args := argv[1:]
+	switch sdk.StageOf(argv[0], "dyad-dhcp") {
+	case sdk.StageSupervisor:
+		return supervise(args)
+	case sdk.StageActuator:
+		return actuate(args)
+	case sdk.StageEngine:
+		return runEngine(args)
+	}
+	if len(args) > 0 && args[0] == "status" {
+		return status(args[1:], stdout, stderr)
+	}
+	return launch(args)
+}
+
+// status prints what a running daemon's status socket says.
+func status(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dyad-dhcp status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	runDir := fs.String("run-dir", defaultRunDir, "run directory of the daemon")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	b, err := sdk.ReadStatus(*runDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "dyad-dhcp:", err)
+		return 1
+	}
+	stdout.Write(b)
+	return 0
+}

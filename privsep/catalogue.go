@@ -1,0 +1,252 @@
+// Package privsep is the boundary between a daemon's unprivileged engine and
+// its privileged actuator: the typed pipe between them, the catalogue of
+// every message that may cross it, and the policy that checks each request
+// before the actuator performs it.
+//
+// This file is the catalogue. Every message a process may send over the
+// pipe is declared here and nowhere else; a reader auditing what an engine
+// can ask of the host reads this file and the daemon's grant.
+package privsep
+
+import (
+	"net/netip"
+)
+
+// ProtocolVersion is carried by Hello and Welcome; both sides refuse a peer
+// that speaks another version.
+const ProtocolVersion = 1
+
+// Kind names a message on the wire. Requests are the operations an engine
+// may ask for; the others are the fixed conversation around them.
+type Kind string
+
+// The conversation.
+const (
+	KindHello   Kind = "hello"   // engine → actuator, first message
+	KindWelcome Kind = "welcome" // actuator → engine, answers Hello
+	KindReply   Kind = "reply"   // actuator → engine, answers every request
+	KindLink    Kind = "link"    // actuator → engine, a link appeared or changed
+	KindDone    Kind = "done"    // engine → actuator, the engine's work is over (one-shot)
+)
+
+// The operations: what an engine may ask the actuator to do to the host.
+const (
+	OpLinkUp       Kind = "link.up"
+	OpLinkMTU      Kind = "link.mtu"
+	OpAddrReplace  Kind = "addr.replace"
+	OpAddrRemove   Kind = "addr.remove"
+	OpRouteReplace Kind = "route.replace"
+	OpRouteRemove  Kind = "route.remove"
+	OpResolvConf   Kind = "file.resolvconf"
+	OpNTPServers   Kind = "file.ntpservers"
+	OpHostname     Kind = "hostname.set"
+	OpLeaseSave    Kind = "lease.save"
+	OpLeaseDrop    Kind = "lease.drop"
+)
+
+// Message is anything that crosses the pipe.
+type Message interface {
+	Kind() Kind
+}
+
+// newMessage returns a zero value of the message a kind names, for the
+// decoder to fill; nil for a kind the catalogue does not know.
+func newMessage(k Kind) Message {
+	switch k {
+	case KindHello:
+		return &Hello{}
+	case KindWelcome:
+		return &Welcome{}
+	case KindReply:
+		return &Reply{}
+	case KindLink:
+		return &LinkEvent{}
+	case KindDone:
+		return &Done{}
+	case OpLinkUp:
+		return &LinkUp{}
+	case OpLinkMTU:
+		return &LinkMTU{}
+	case OpAddrReplace:
+		return &AddrReplace{}
+	case OpAddrRemove:
+		return &AddrRemove{}
+	case OpRouteReplace:
+		return &RouteReplace{}
+	case OpRouteRemove:
+		return &RouteRemove{}
+	case OpResolvConf:
+		return &ResolvConf{}
+	case OpNTPServers:
+		return &NTPServers{}
+	case OpHostname:
+		return &Hostname{}
+	case OpLeaseSave:
+		return &LeaseSave{}
+	case OpLeaseDrop:
+		return &LeaseDrop{}
+	}
+	return nil
+}
+
+// IsOperation reports whether k is a request for a host change, as opposed
+// to the conversation around requests.
+func IsOperation(k Kind) bool {
+	switch k {
+	case KindHello, KindWelcome, KindReply, KindLink, KindDone:
+		return false
+	}
+	return newMessage(k) != nil
+}
+
+// Hello opens the conversation. Daemon names the engine's daemon so that an
+// engine started against the wrong actuator fails at once.
+type Hello struct {
+	Version int    `cbor:"1,keyasint"`
+	Daemon  string `cbor:"2,keyasint"`
+}
+
+// Welcome answers Hello. Config is the daemon-specific engine configuration,
+// itself strictly decoded by the engine.
+type Welcome struct {
+	Version int    `cbor:"1,keyasint"`
+	Config  []byte `cbor:"2,keyasint"`
+}
+
+// Reply answers one request. An empty Error means the operation was done.
+type Reply struct {
+	Error string `cbor:"1,keyasint,omitempty"`
+}
+
+// Done tells the actuator that the engine has finished (one-shot mode) and
+// with what result; Error is empty on success.
+type Done struct {
+	Error string `cbor:"1,keyasint,omitempty"`
+}
+
+// LinkEvent tells the engine about an interface it may manage.
+type LinkEvent struct {
+	Index        int    `cbor:"1,keyasint"`
+	Name         string `cbor:"2,keyasint"`
+	HardwareAddr []byte `cbor:"3,keyasint"`
+	AdminUp      bool   `cbor:"4,keyasint"`
+	Carrier      bool   `cbor:"5,keyasint"`
+	MTU          int    `cbor:"6,keyasint"`
+	Gone         bool   `cbor:"7,keyasint,omitempty"`
+}
+
+// LinkUp brings an owned link administratively up.
+type LinkUp struct {
+	Interface string `cbor:"1,keyasint"`
+}
+
+// LinkMTU sets an owned link's MTU.
+type LinkMTU struct {
+	Interface string `cbor:"1,keyasint"`
+	MTU       int    `cbor:"2,keyasint"`
+}
+
+// AddrReplace installs (or refreshes) an IPv4 address on an owned link. The
+// lifetimes are in seconds and come from the lease, so that the kernel drops
+// the address by itself if the daemon is gone when the lease runs out.
+type AddrReplace struct {
+	Interface         string       `cbor:"1,keyasint"`
+	Address           netip.Prefix `cbor:"2,keyasint"`
+	ValidLifetime     uint32       `cbor:"3,keyasint"`
+	PreferredLifetime uint32       `cbor:"4,keyasint"`
+}
+
+// AddrRemove removes an address this daemon installed.
+type AddrRemove struct {
+	Interface string       `cbor:"1,keyasint"`
+	Address   netip.Prefix `cbor:"2,keyasint"`
+}
+
+// Route is an IPv4 route through an owned link. A zero Gateway means the
+// destination is on-link.
+type Route struct {
+	Interface   string       `cbor:"1,keyasint"`
+	Destination netip.Prefix `cbor:"2,keyasint"`
+	Gateway     netip.Addr   `cbor:"3,keyasint"`
+	Source      netip.Addr   `cbor:"4,keyasint"`
+	Metric      uint32       `cbor:"5,keyasint,omitempty"`
+}
+
+// RouteReplace installs a route, tagged as installed by DHCP.
+type RouteReplace struct {
+	Route Route `cbor:"1,keyasint"`
+}
+
+// RouteRemove removes a route this daemon installed.
+type RouteRemove struct {
+	Route Route `cbor:"1,keyasint"`
+}
+
+// ResolvConf asks for the resolver configuration to be written at the
+// configured path. The actuator renders the file itself: the engine sends
+// values, never text.
+type ResolvConf struct {
+	Nameservers []netip.Addr `cbor:"1,keyasint"`
+	Domain      string       `cbor:"2,keyasint,omitempty"`
+	Search      []string     `cbor:"3,keyasint,omitempty"`
+}
+
+// NTPServers asks for the list of NTP servers to be written at the
+// configured path, one address per line, for dyad-ntp to read.
+type NTPServers struct {
+	Servers []netip.Addr `cbor:"1,keyasint"`
+}
+
+// Hostname sets the host name.
+type Hostname struct {
+	Name string `cbor:"1,keyasint"`
+}
+
+// Lease is what a DHCP client holds for one interface, as applied and as
+// saved for INIT-REBOOT after a restart.
+type Lease struct {
+	Interface  string       `cbor:"1,keyasint" json:"interface"`
+	Address    netip.Prefix `cbor:"2,keyasint" json:"address"`
+	Server     netip.Addr   `cbor:"3,keyasint" json:"server"`
+	Routers    []netip.Addr `cbor:"4,keyasint,omitempty" json:"routers,omitempty"`
+	Routes     []Route      `cbor:"5,keyasint,omitempty" json:"routes,omitempty"`
+	DNS        []netip.Addr `cbor:"6,keyasint,omitempty" json:"dns,omitempty"`
+	Domain     string       `cbor:"7,keyasint,omitempty" json:"domain,omitempty"`
+	Search     []string     `cbor:"8,keyasint,omitempty" json:"search,omitempty"`
+	Hostname   string       `cbor:"9,keyasint,omitempty" json:"hostname,omitempty"`
+	NTP        []netip.Addr `cbor:"10,keyasint,omitempty" json:"ntp,omitempty"`
+	MTU        int          `cbor:"11,keyasint,omitempty" json:"mtu,omitempty"`
+	LeaseTime  uint32       `cbor:"12,keyasint" json:"lease_time"`
+	RenewTime  uint32       `cbor:"13,keyasint" json:"renew_time"`
+	RebindTime uint32       `cbor:"14,keyasint" json:"rebind_time"`
+	// Acquired is when the lease was granted, in Unix seconds.
+	Acquired int64 `cbor:"15,keyasint" json:"acquired"`
+}
+
+// LeaseSave stores a lease in the state directory.
+type LeaseSave struct {
+	Lease Lease `cbor:"1,keyasint"`
+}
+
+// LeaseDrop deletes the stored lease of an interface (after RELEASE or
+// expiry).
+type LeaseDrop struct {
+	Interface string `cbor:"1,keyasint"`
+}
+
+func (*Hello) Kind() Kind        { return KindHello }
+func (*Welcome) Kind() Kind      { return KindWelcome }
+func (*Reply) Kind() Kind        { return KindReply }
+func (*Done) Kind() Kind         { return KindDone }
+func (*LinkEvent) Kind() Kind    { return KindLink }
+func (*LinkUp) Kind() Kind       { return OpLinkUp }
+func (*LinkMTU) Kind() Kind      { return OpLinkMTU }
+func (*AddrReplace) Kind() Kind  { return OpAddrReplace }
+func (*AddrRemove) Kind() Kind   { return OpAddrRemove }
+func (*RouteReplace) Kind() Kind { return OpRouteReplace }
+func (*RouteRemove) Kind() Kind  { return OpRouteRemove }
+func (*ResolvConf) Kind() Kind   { return OpResolvConf }
+func (*NTPServers) Kind() Kind   { return OpNTPServers }
+func (*Hostname) Kind() Kind     { return OpHostname }
+func (*LeaseSave) Kind() Kind    { return OpLeaseSave }
+func (*LeaseDrop) Kind() Kind    { return OpLeaseDrop }

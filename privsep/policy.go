@@ -1,0 +1,473 @@
+package privsep
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path"
+	"strings"
+)
+
+// Policy is a daemon's grant together with the common sense every request
+// must also pass: which operations the engine may ask for, on which links,
+// and within which bounds. Paths are not here: the actuator writes only the
+// paths fixed in its own configuration, and requests carry none.
+type Policy struct {
+	Daemon string
+	// Ops lists the operations of the grant; anything else is refused.
+	Ops []Kind
+	// Interfaces are the names or path.Match patterns of the links the
+	// daemon owns. Loopback is never owned.
+	Interfaces []string
+	// PrefixMin and PrefixMax bound the prefix length of an address.
+	PrefixMin, PrefixMax int
+	// MTUMin and MTUMax bound a link MTU.
+	MTUMin, MTUMax int
+	// MaxRoutes bounds the routes the daemon may hold at once.
+	MaxRoutes int
+	// MaxNameservers bounds nameserver and NTP server lists.
+	MaxNameservers int
+	// MaxSearch bounds the search list.
+	MaxSearch int
+}
+
+// WithDefaultBounds fills the common-sense bounds DESIGN.md gives for a DHCP
+// client, leaving Daemon, Ops and Interfaces to the grant.
+func (p Policy) WithDefaultBounds() Policy {
+	if p.PrefixMin == 0 {
+		p.PrefixMin = 8
+	}
+	if p.PrefixMax == 0 {
+		p.PrefixMax = 32
+	}
+	if p.MTUMin == 0 {
+		p.MTUMin = 576
+	}
+	if p.MTUMax == 0 {
+		p.MTUMax = 9216
+	}
+	if p.MaxRoutes == 0 {
+		p.MaxRoutes = 64
+	}
+	if p.MaxNameservers == 0 {
+		p.MaxNameservers = 8
+	}
+	if p.MaxSearch == 0 {
+		p.MaxSearch = 8
+	}
+	return p
+}
+
+// Guard checks requests against a Policy and keeps the ledger of what the
+// daemon has installed, so that it can refuse to remove what it did not add,
+// to route via a gateway that is not on-link, or to hold too many routes. The
+// ledger outlives engine restarts: it belongs to the actuator.
+type Guard struct {
+	policy Policy
+	ops    map[Kind]bool
+	addrs  map[string]netip.Prefix
+	routes map[routeKey]bool
+}
+
+type routeKey struct {
+	iface string
+	dst   netip.Prefix
+	gw    netip.Addr
+}
+
+func keyOf(r Route) routeKey { return routeKey{r.Interface, r.Destination, r.Gateway} }
+
+// NewGuard returns a Guard with an empty ledger.
+func NewGuard(p Policy) *Guard {
+	g := &Guard{policy: p, ops: map[Kind]bool{}, addrs: map[string]netip.Prefix{}, routes: map[routeKey]bool{}}
+	for _, k := range p.Ops {
+		g.ops[k] = true
+	}
+	return g
+}
+
+// Policy returns the policy the guard enforces.
+func (g *Guard) Policy() Policy { return g.policy }
+
+// ErrRefused wraps every refusal, so callers can count them.
+var ErrRefused = errors.New("refused")
+
+func refuse(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
+}
+
+// Check validates one request against the grant, the bounds and the ledger.
+// It changes nothing; call Record once the operation succeeded.
+func (g *Guard) Check(m Message) error {
+	if !IsOperation(m.Kind()) {
+		return refuse("%s is not an operation", m.Kind())
+	}
+	if !g.ops[m.Kind()] {
+		return refuse("%s is not in the %s grant", m.Kind(), g.policy.Daemon)
+	}
+	switch m := m.(type) {
+	case *LinkUp:
+		return g.checkInterface(m.Interface)
+	case *LinkMTU:
+		if err := g.checkInterface(m.Interface); err != nil {
+			return err
+		}
+		if m.MTU < g.policy.MTUMin || m.MTU > g.policy.MTUMax {
+			return refuse("MTU %d outside %d..%d", m.MTU, g.policy.MTUMin, g.policy.MTUMax)
+		}
+	case *AddrReplace:
+		if err := g.checkInterface(m.Interface); err != nil {
+			return err
+		}
+		if err := g.checkAddress(m.Address); err != nil {
+			return err
+		}
+		if old, ok := g.addrs[m.Interface]; ok && old != m.Address {
+			return refuse("%s already holds %s from this daemon; remove it first", m.Interface, old)
+		}
+		if m.ValidLifetime == 0 || m.PreferredLifetime > m.ValidLifetime {
+			return refuse("lifetimes valid %d preferred %d: valid must be non-zero and not below preferred", m.ValidLifetime, m.PreferredLifetime)
+		}
+	case *AddrRemove:
+		if err := g.checkInterface(m.Interface); err != nil {
+			return err
+		}
+		if g.addrs[m.Interface] != m.Address {
+			return refuse("%s on %s was not installed by this daemon", m.Address, m.Interface)
+		}
+	case *RouteReplace:
+		if err := g.checkRoute(m.Route); err != nil {
+			return err
+		}
+		if !g.routes[keyOf(m.Route)] && g.countRoutes() >= g.policy.MaxRoutes {
+			return refuse("route limit of %d reached", g.policy.MaxRoutes)
+		}
+	case *RouteRemove:
+		if err := g.checkInterface(m.Route.Interface); err != nil {
+			return err
+		}
+		if !g.routes[keyOf(m.Route)] {
+			return refuse("route to %s via %s on %s was not installed by this daemon", m.Route.Destination, m.Route.Gateway, m.Route.Interface)
+		}
+	case *ResolvConf:
+		if err := g.checkServers("nameserver", m.Nameservers, true); err != nil {
+			return err
+		}
+		if m.Domain != "" {
+			if err := CheckDomainName(m.Domain); err != nil {
+				return refuse("domain: %v", err)
+			}
+		}
+		if len(m.Search) > g.policy.MaxSearch {
+			return refuse("%d search domains, at most %d", len(m.Search), g.policy.MaxSearch)
+		}
+		for _, s := range m.Search {
+			if err := CheckDomainName(s); err != nil {
+				return refuse("search: %v", err)
+			}
+		}
+	case *NTPServers:
+		return g.checkServers("NTP server", m.Servers, false)
+	case *Hostname:
+		if err := CheckHostname(m.Name); err != nil {
+			return refuse("hostname: %v", err)
+		}
+	case *LeaseSave:
+		return g.checkLease(&m.Lease)
+	case *LeaseDrop:
+		return g.checkInterface(m.Interface)
+	default:
+		return refuse("%s has no policy", m.Kind())
+	}
+	return nil
+}
+
+// Record updates the ledger after an operation was performed.
+func (g *Guard) Record(m Message) {
+	switch m := m.(type) {
+	case *AddrReplace:
+		g.addrs[m.Interface] = m.Address
+	case *AddrRemove:
+		delete(g.addrs, m.Interface)
+		// The kernel drops routes through the removed subnet by itself;
+		// keep the ledger in step.
+		for k := range g.routes {
+			if k.iface == m.Interface {
+				delete(g.routes, k)
+			}
+		}
+	case *RouteReplace:
+		g.routes[keyOf(m.Route)] = true
+	case *RouteRemove:
+		delete(g.routes, keyOf(m.Route))
+	}
+}
+
+// Installed returns the addresses the ledger holds, by interface.
+func (g *Guard) Installed() map[string]netip.Prefix {
+	out := make(map[string]netip.Prefix, len(g.addrs))
+	for k, v := range g.addrs {
+		out[k] = v
+	}
+	return out
+}
+
+func (g *Guard) countRoutes() int { return len(g.routes) }
+
+// OwnsInterface reports whether the policy names a link.
+func (g *Guard) OwnsInterface(name string) bool { return g.checkInterface(name) == nil }
+
+func (g *Guard) checkInterface(name string) error {
+	if err := CheckInterfaceName(name); err != nil {
+		return refuse("%v", err)
+	}
+	if name == "lo" {
+		return refuse("interface lo is never owned")
+	}
+	for _, p := range g.policy.Interfaces {
+		if ok, _ := path.Match(p, name); ok {
+			return nil
+		}
+	}
+	return refuse("interface %q is not one this daemon was configured for", name)
+}
+
+// CheckInterfaceName accepts what the kernel accepts as a link name.
+func CheckInterfaceName(name string) error {
+	if name == "" || len(name) > 15 {
+		return fmt.Errorf("interface name %q: must be 1 to 15 bytes", truncate(name, 32))
+	}
+	for _, c := range []byte(name) {
+		if c <= ' ' || c >= 0x7f || c == '/' || c == ':' {
+			return fmt.Errorf("interface name %q: invalid byte %#02x", name, c)
+		}
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("interface name %q is not allowed", name)
+	}
+	return nil
+}
+
+// checkUnicast refuses what no DHCP server may hand out as a host address.
+func checkUnicast(a netip.Addr) error {
+	switch {
+	case !a.IsValid():
+		return errors.New("missing address")
+	case !a.Is4():
+		return fmt.Errorf("%s is not IPv4", a)
+	case a.IsUnspecified():
+		return fmt.Errorf("%s is the zero address", a)
+	case a.IsLoopback():
+		return fmt.Errorf("%s is a loopback address", a)
+	case a.IsMulticast():
+		return fmt.Errorf("%s is a multicast address", a)
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("%s is the broadcast address", a)
+	case a.As4()[0] >= 240:
+		return fmt.Errorf("%s is a class E address", a)
+	case a.As4()[0] == 0:
+		return fmt.Errorf("%s is in 0.0.0.0/8", a)
+	}
+	return nil
+}
+
+func (g *Guard) checkAddress(p netip.Prefix) error {
+	if !p.IsValid() {
+		return refuse("address: missing or invalid prefix")
+	}
+	a := p.Addr()
+	if err := checkUnicast(a); err != nil {
+		return refuse("address: %v", err)
+	}
+	if a.IsLinkLocalUnicast() {
+		return refuse("address: %s is link-local", a)
+	}
+	if b := p.Bits(); b < g.policy.PrefixMin || b > g.policy.PrefixMax {
+		return refuse("address %s: prefix length %d outside %d..%d", p, b, g.policy.PrefixMin, g.policy.PrefixMax)
+	}
+	if p.Bits() <= 30 {
+		if a == p.Masked().Addr() {
+			return refuse("address %s is the network address of its subnet", p)
+		}
+		if a == broadcastOf(p) {
+			return refuse("address %s is the broadcast address of its subnet", p)
+		}
+	}
+	return nil
+}
+
+// broadcastOf returns the directed broadcast address of an IPv4 prefix.
+func broadcastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func (g *Guard) checkRoute(r Route) error {
+	if err := g.checkInterface(r.Interface); err != nil {
+		return err
+	}
+	d := r.Destination
+	if !d.IsValid() || !d.Addr().Is4() {
+		return refuse("route: destination %v is not an IPv4 prefix", d)
+	}
+	if d != d.Masked() {
+		return refuse("route: destination %s has host bits set", d)
+	}
+	if da := d.Addr(); d.Bits() > 0 && (da.IsLoopback() || da.IsMulticast() || da.As4()[0] >= 240) {
+		return refuse("route: destination %s is loopback, multicast or class E", d)
+	}
+	own, hasAddr := g.addrs[r.Interface]
+	if r.Source.IsValid() && (!hasAddr || r.Source != own.Addr()) {
+		return refuse("route: source %s is not the address this daemon holds on %s", r.Source, r.Interface)
+	}
+	if r.Metric > 1<<20 {
+		return refuse("route: metric %d is absurd", r.Metric)
+	}
+	if !r.Gateway.IsValid() {
+		return nil // on-link destination
+	}
+	if err := checkUnicast(r.Gateway); err != nil {
+		return refuse("route: gateway: %v", err)
+	}
+	if hasAddr && r.Gateway == own.Addr() {
+		return refuse("route: gateway %s is this host's own address", r.Gateway)
+	}
+	if !g.onLink(r.Interface, r.Gateway) {
+		return refuse("route: gateway %s is not on-link on %s", r.Gateway, r.Interface)
+	}
+	return nil
+}
+
+// onLink reports whether gw is reachable without a gateway: inside the
+// subnet of the address held on the link, or inside an on-link route this
+// daemon installed there (RFC 3442 lets a server give a gateway outside the
+// subnet together with a host route to it).
+func (g *Guard) onLink(iface string, gw netip.Addr) bool {
+	if p, ok := g.addrs[iface]; ok && p.Masked().Contains(gw) {
+		return true
+	}
+	for k := range g.routes {
+		if k.iface == iface && !k.gw.IsValid() && k.dst.Bits() > 0 && k.dst.Contains(gw) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Guard) checkServers(what string, list []netip.Addr, allowV6 bool) error {
+	if len(list) > g.policy.MaxNameservers {
+		return refuse("%d %ss, at most %d", len(list), what, g.policy.MaxNameservers)
+	}
+	for _, a := range list {
+		if allowV6 && a.Is6() && !a.Is4In6() {
+			if a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() {
+				return refuse("%s %s is not a unicast address", what, a)
+			}
+			continue
+		}
+		if err := checkUnicast(a); err != nil {
+			return refuse("%s: %v", what, err)
+		}
+	}
+	return nil
+}
+
+func (g *Guard) checkLease(l *Lease) error {
+	if err := g.checkInterface(l.Interface); err != nil {
+		return err
+	}
+	if err := g.checkAddress(l.Address); err != nil {
+		return err
+	}
+	if err := checkUnicast(l.Server); err != nil {
+		return refuse("lease server: %v", err)
+	}
+	if len(l.Routers) > g.policy.MaxRoutes || len(l.Routes) > g.policy.MaxRoutes {
+		return refuse("lease: too many routes")
+	}
+	for _, r := range l.Routers {
+		if err := checkUnicast(r); err != nil {
+			return refuse("lease router: %v", err)
+		}
+	}
+	for _, r := range l.Routes {
+		if !r.Destination.IsValid() || !r.Destination.Addr().Is4() || r.Destination != r.Destination.Masked() {
+			return refuse("lease route: bad destination %v", r.Destination)
+		}
+		if r.Gateway.IsValid() {
+			if err := checkUnicast(r.Gateway); err != nil {
+				return refuse("lease route gateway: %v", err)
+			}
+		}
+	}
+	if err := g.checkServers("nameserver", l.DNS, false); err != nil {
+		return err
+	}
+	if err := g.checkServers("NTP server", l.NTP, false); err != nil {
+		return err
+	}
+	for _, n := range append([]string{l.Domain}, l.Search...) {
+		if n == "" {
+			continue
+		}
+		if err := CheckDomainName(n); err != nil {
+			return refuse("lease: %v", err)
+		}
+	}
+	if len(l.Search) > g.policy.MaxSearch {
+		return refuse("lease: %d search domains, at most %d", len(l.Search), g.policy.MaxSearch)
+	}
+	if l.Hostname != "" {
+		if err := CheckHostname(l.Hostname); err != nil {
+			return refuse("lease: %v", err)
+		}
+	}
+	if l.MTU != 0 && (l.MTU < g.policy.MTUMin || l.MTU > g.policy.MTUMax) {
+		return refuse("lease: MTU %d outside %d..%d", l.MTU, g.policy.MTUMin, g.policy.MTUMax)
+	}
+	if l.LeaseTime == 0 || l.RenewTime > l.LeaseTime || l.RebindTime > l.LeaseTime {
+		return refuse("lease: times lease %d renew %d rebind %d are inconsistent", l.LeaseTime, l.RenewTime, l.RebindTime)
+	}
+	return nil
+}
+
+// CheckDomainName accepts a DNS name made of letters, digits, hyphens and
+// underscores in dot-separated labels of 1 to 63 bytes, 253 bytes at most,
+// with an optional final dot. Nothing else: no spaces, no shell or path
+// characters, no control bytes.
+func CheckDomainName(name string) error {
+	n := strings.TrimSuffix(name, ".")
+	if n == "" || len(n) > 253 {
+		return fmt.Errorf("name %q: must be 1 to 253 bytes", truncate(name, 64))
+	}
+	for _, label := range strings.Split(n, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("name %q: labels must be 1 to 63 bytes", truncate(name, 64))
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("name %q: a label starts or ends with a hyphen", truncate(name, 64))
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("name %q: invalid byte %#02x", truncate(name, 64), c)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckHostname accepts a host name the kernel takes (64 bytes at most)
+// that is also a valid DNS name without underscores.
+func CheckHostname(name string) error {
+	if len(name) > 64 {
+		return fmt.Errorf("host name %q: longer than 64 bytes", truncate(name, 64))
+	}
+	if strings.ContainsRune(name, '_') || strings.HasSuffix(name, ".") {
+		return fmt.Errorf("host name %q: underscores and a final dot are not allowed", name)
+	}
+	return CheckDomainName(name)
+}

@@ -1,0 +1,6 @@
+// See allthreads.c.
+
+int dyad_ll_begin(int fd, unsigned int flags);
+int dyad_ll_end(void);
+int dyad_ll_signal(int pid, int tid);
+int dyad_ll_done(int tid, int *err);

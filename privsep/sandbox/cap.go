@@ -1,0 +1,201 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Cap is a Linux capability number, such as unix.CAP_NET_ADMIN.
+type Cap int
+
+// capName returns the kernel's name for c, or "" for a number this package
+// does not know.
+func capName(c Cap) string {
+	switch c {
+	case unix.CAP_CHOWN:
+		return "CAP_CHOWN"
+	case unix.CAP_DAC_OVERRIDE:
+		return "CAP_DAC_OVERRIDE"
+	case unix.CAP_DAC_READ_SEARCH:
+		return "CAP_DAC_READ_SEARCH"
+	case unix.CAP_FOWNER:
+		return "CAP_FOWNER"
+	case unix.CAP_FSETID:
+		return "CAP_FSETID"
+	case unix.CAP_KILL:
+		return "CAP_KILL"
+	case unix.CAP_SETGID:
+		return "CAP_SETGID"
+	case unix.CAP_SETUID:
+		return "CAP_SETUID"
+	case unix.CAP_SETPCAP:
+		return "CAP_SETPCAP"
+	case unix.CAP_LINUX_IMMUTABLE:
+		return "CAP_LINUX_IMMUTABLE"
+	case unix.CAP_NET_BIND_SERVICE:
+		return "CAP_NET_BIND_SERVICE"
+	case unix.CAP_NET_BROADCAST:
+		return "CAP_NET_BROADCAST"
+	case unix.CAP_NET_ADMIN:
+		return "CAP_NET_ADMIN"
+	case unix.CAP_NET_RAW:
+		return "CAP_NET_RAW"
+	case unix.CAP_IPC_LOCK:
+		return "CAP_IPC_LOCK"
+	case unix.CAP_IPC_OWNER:
+		return "CAP_IPC_OWNER"
+	case unix.CAP_SYS_MODULE:
+		return "CAP_SYS_MODULE"
+	case unix.CAP_SYS_RAWIO:
+		return "CAP_SYS_RAWIO"
+	case unix.CAP_SYS_CHROOT:
+		return "CAP_SYS_CHROOT"
+	case unix.CAP_SYS_PTRACE:
+		return "CAP_SYS_PTRACE"
+	case unix.CAP_SYS_PACCT:
+		return "CAP_SYS_PACCT"
+	case unix.CAP_SYS_ADMIN:
+		return "CAP_SYS_ADMIN"
+	case unix.CAP_SYS_BOOT:
+		return "CAP_SYS_BOOT"
+	case unix.CAP_SYS_NICE:
+		return "CAP_SYS_NICE"
+	case unix.CAP_SYS_RESOURCE:
+		return "CAP_SYS_RESOURCE"
+	case unix.CAP_SYS_TIME:
+		return "CAP_SYS_TIME"
+	case unix.CAP_SYS_TTY_CONFIG:
+		return "CAP_SYS_TTY_CONFIG"
+	case unix.CAP_MKNOD:
+		return "CAP_MKNOD"
+	case unix.CAP_LEASE:
+		return "CAP_LEASE"
+	case unix.CAP_AUDIT_WRITE:
+		return "CAP_AUDIT_WRITE"
+	case unix.CAP_AUDIT_CONTROL:
+		return "CAP_AUDIT_CONTROL"
+	case unix.CAP_SETFCAP:
+		return "CAP_SETFCAP"
+	case unix.CAP_MAC_OVERRIDE:
+		return "CAP_MAC_OVERRIDE"
+	case unix.CAP_MAC_ADMIN:
+		return "CAP_MAC_ADMIN"
+	case unix.CAP_SYSLOG:
+		return "CAP_SYSLOG"
+	case unix.CAP_WAKE_ALARM:
+		return "CAP_WAKE_ALARM"
+	case unix.CAP_BLOCK_SUSPEND:
+		return "CAP_BLOCK_SUSPEND"
+	case unix.CAP_AUDIT_READ:
+		return "CAP_AUDIT_READ"
+	case unix.CAP_PERFMON:
+		return "CAP_PERFMON"
+	case unix.CAP_BPF:
+		return "CAP_BPF"
+	case unix.CAP_CHECKPOINT_RESTORE:
+		return "CAP_CHECKPOINT_RESTORE"
+	}
+	return ""
+}
+
+// String returns the kernel's name for c, such as "CAP_NET_ADMIN", or
+// "CAP_<n>" for a number this package does not know.
+func (c Cap) String() string {
+	if n := capName(c); n != "" {
+		return n
+	}
+	return "CAP_" + strconv.Itoa(int(c))
+}
+
+// CapMask returns the bit mask of caps, in the form /proc/PID/status and
+// capget use.
+func CapMask(caps ...Cap) uint64 {
+	var m uint64
+	for _, c := range caps {
+		if c >= 0 && c < 64 {
+			m |= 1 << uint(c)
+		}
+	}
+	return m
+}
+
+// lastCap returns the highest capability number the running kernel knows.
+// The bounding set must be emptied up to this number, not up to what this
+// package was compiled with, or a newer kernel's capabilities would survive.
+func lastCap() (Cap, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, fmt.Errorf("sandbox: read highest capability: %w", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 || n > 63 {
+		return 0, fmt.Errorf("sandbox: /proc/sys/kernel/cap_last_cap: bad value %q", b)
+	}
+	return Cap(n), nil
+}
+
+// restrictThread leaves exactly keep in the calling thread's bounding set,
+// empties its inheritable and ambient sets and, if noNewPrivs, sets
+// no_new_privs. All of these are per-thread attributes: the caller must have
+// locked the goroutine to its OS thread and must never unlock it, since the
+// thread is no longer like the others.
+//
+// A process that execs from this thread inherits these sets; if it is root,
+// its permitted and effective sets become the bounding set, that is keep.
+func restrictThread(keep []Cap, noNewPrivs bool) error {
+	last, err := lastCap()
+	if err != nil {
+		return err
+	}
+	want := CapMask(keep...)
+	for _, c := range keep {
+		if c < 0 || c > last {
+			return fmt.Errorf("sandbox: cannot keep %v: the kernel's highest capability is %v", c, last)
+		}
+	}
+	for c := Cap(0); c <= last; c++ {
+		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if err != nil {
+			return fmt.Errorf("sandbox: read %v from the bounding set: %w", c, err)
+		}
+		switch {
+		case want&(1<<uint(c)) != 0 && in == 0:
+			return fmt.Errorf("sandbox: cannot keep %v: it is not in this process's bounding set", c)
+		case want&(1<<uint(c)) == 0 && in == 1:
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+				return fmt.Errorf("sandbox: drop %v from the bounding set: %w", c, err)
+			}
+		}
+	}
+	if err := clearInheritable(); err != nil {
+		return err
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("sandbox: clear the ambient set: %w", err)
+	}
+	if noNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("sandbox: set no_new_privs: %w", err)
+		}
+	}
+	return nil
+}
+
+// clearInheritable empties the calling thread's inheritable set and leaves
+// its permitted and effective sets as they are.
+func clearInheritable() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("sandbox: capget: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("sandbox: clear the inheritable set: %w", err)
+	}
+	return nil
+}

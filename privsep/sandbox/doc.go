@@ -1,0 +1,23 @@
+// Package sandbox confines the processes of a dyad daemon: it starts each
+// stage and child with the capabilities, credentials and no_new_privs it
+// must have, and each process then confines itself with a seccomp filter
+// and Landlock rules.
+//
+// The process model: a launcher (root) opens what the daemon needs and
+// replaces itself with the supervisor (ExecStage), keeping only the
+// capabilities the supervisor and its children need. The supervisor starts
+// the actuator (root, with only its grant's capabilities) and the engine
+// (an unprivileged user, no capabilities at all, no_new_privs) with Start.
+// Each process calls Confine before it handles any input.
+//
+// Capability sets, no_new_privs, seccomp filters and Landlock domains all
+// belong to a thread, not to a process, and a Go program has many threads
+// that the runtime creates and reuses as it likes. Every function here
+// therefore either works on a locked OS thread that is thrown away
+// afterwards (Start, ExecStage), or on every thread of the process
+// (Confine), and checks in /proc that it did.
+//
+// Nothing here degrades silently: every failure to drop a privilege is an
+// error, and a kernel without seccomp or Landlock is one too unless the
+// Profile says the operator accepted it.
+package sandbox

@@ -1,0 +1,197 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"unsafe"
+
+	seccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+)
+
+// ErrSeccompUnsupported means the kernel cannot install a seccomp filter
+// that kills a process (CONFIG_SECCOMP_FILTER, Linux 4.14 or later).
+var ErrSeccompUnsupported = errors.New("sandbox: the kernel does not support seccomp filters")
+
+// seccompSupported reports whether the kernel has seccomp filters with the
+// kill-process action this package relies on.
+func seccompSupported() error {
+	if _, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("%w: prctl(PR_GET_SECCOMP): %v", ErrSeccompUnsupported, err)
+	}
+	action := uint32(unix.SECCOMP_RET_KILL_PROCESS)
+	_, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0, uintptr(unsafe.Pointer(&action)))
+	if e != 0 {
+		return fmt.Errorf("%w: SECCOMP_RET_KILL_PROCESS: %v", ErrSeccompUnsupported, e)
+	}
+	return nil
+}
+
+// loadSeccomp installs the filter of policy on every thread of the process
+// (libseccomp-golang always asks for TSYNC) and then checks, in /proc, that every thread runs under a filter:
+// libseccomp-golang carries on silently if the kernel refuses TSYNC.
+func loadSeccomp(policy SyscallPolicy) error {
+	f, err := buildFilter(policy, os.Getpid())
+	if err != nil {
+		return err
+	}
+	defer f.Release()
+	if err := f.Load(); err != nil {
+		return fmt.Errorf("sandbox: seccomp: load filter: %w", err)
+	}
+	return eachThread(os.Getpid(), func(tid int, s Status) error {
+		if s.Seccomp != SeccompFilter {
+			return fmt.Errorf("sandbox: seccomp: thread %d has seccomp mode %d after loading the filter, want %d (no TSYNC?)", tid, s.Seccomp, SeccompFilter)
+		}
+		if !s.NoNewPrivs {
+			return fmt.Errorf("sandbox: seccomp: thread %d lacks no_new_privs after loading the filter", tid)
+		}
+		return nil
+	})
+}
+
+// buildFilter translates policy into a libseccomp filter for the native
+// architecture; self is the PID EqualSelfPID compares with. Calls of any
+// other architecture (such as 32-bit calls on amd64) kill the process.
+func buildFilter(policy SyscallPolicy, self int) (*seccomp.ScmpFilter, error) {
+	def := policy.DefaultErrno
+	if def == 0 {
+		def = unix.EPERM
+	}
+	f, err := seccomp.NewFilter(seccomp.ActErrno.SetReturnCode(int16(def)))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: seccomp: new filter: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Release()
+		}
+	}()
+	if err := f.SetBadArchAction(seccomp.ActKillProcess); err != nil {
+		return nil, fmt.Errorf("sandbox: seccomp: set bad-architecture action: %w", err)
+	}
+	if err := f.SetNoNewPrivsBit(true); err != nil {
+		return nil, fmt.Errorf("sandbox: seccomp: set no_new_privs: %w", err)
+	}
+	rules, err := normalize(policy.Rules)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		if err := addRule(f, r, self); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return f, nil
+}
+
+// normalize checks rules and drops the conditional rules that an
+// unconditional rule for the same system call makes redundant (libseccomp
+// refuses some such mixtures). Rules for one system call must share one
+// action unless all of them have conditions.
+func normalize(rules []Rule) ([]Rule, error) {
+	type key struct {
+		action Action
+		errno  unix.Errno
+	}
+	bySyscall := map[string][]Rule{}
+	var order []string
+	for _, r := range rules {
+		if r.Syscall == "" {
+			return nil, errors.New("sandbox: seccomp: rule without a system call name")
+		}
+		switch r.Action {
+		case ActAllow, ActKill:
+		case ActErrno:
+			if r.Errno == 0 {
+				return nil, fmt.Errorf("sandbox: seccomp: %s: errno rule without an errno", r.Syscall)
+			}
+		default:
+			return nil, fmt.Errorf("sandbox: seccomp: %s: invalid action %d", r.Syscall, r.Action)
+		}
+		if len(r.Args) > 6 {
+			return nil, fmt.Errorf("sandbox: seccomp: %s: %d argument conditions", r.Syscall, len(r.Args))
+		}
+		if _, seen := bySyscall[r.Syscall]; !seen {
+			order = append(order, r.Syscall)
+		}
+		bySyscall[r.Syscall] = append(bySyscall[r.Syscall], r)
+	}
+	sort.Strings(order)
+	var out []Rule
+	for _, name := range order {
+		rs := bySyscall[name]
+		var uncond *Rule
+		actions := map[key]bool{}
+		for i := range rs {
+			actions[key{rs[i].Action, rs[i].Errno}] = true
+			if len(rs[i].Args) == 0 && uncond == nil {
+				uncond = &rs[i]
+			}
+		}
+		if uncond == nil {
+			out = append(out, rs...)
+			continue
+		}
+		if len(actions) > 1 {
+			return nil, fmt.Errorf("sandbox: seccomp: %s: conflicting rules (%v unconditionally, and other actions)", name, uncond.Action)
+		}
+		out = append(out, *uncond)
+	}
+	return out, nil
+}
+
+// addRule adds r to f. A system call that does not exist on this
+// architecture (open on arm64, say) is skipped; a name libseccomp does
+// not know at all is an error, so that a typo cannot go unnoticed.
+func addRule(f *seccomp.ScmpFilter, r Rule, self int) error {
+	call, err := seccomp.GetSyscallFromName(r.Syscall)
+	if err != nil {
+		return fmt.Errorf("sandbox: seccomp: system call %q: %w", r.Syscall, err)
+	}
+	if call < 0 {
+		return nil // not on this architecture
+	}
+	var action seccomp.ScmpAction
+	switch r.Action {
+	case ActAllow:
+		action = seccomp.ActAllow
+	case ActErrno:
+		action = seccomp.ActErrno.SetReturnCode(int16(r.Errno))
+	case ActKill:
+		action = seccomp.ActKillProcess
+	}
+	if len(r.Args) == 0 {
+		if err := f.AddRule(call, action); err != nil {
+			return fmt.Errorf("sandbox: seccomp: %s: %v: %w", r.Syscall, r.Action, err)
+		}
+		return nil
+	}
+	conds := make([]seccomp.ScmpCondition, 0, len(r.Args))
+	for _, a := range r.Args {
+		var c seccomp.ScmpCondition
+		var err error
+		switch a.Op {
+		case Equal:
+			c, err = seccomp.MakeCondition(a.Index, seccomp.CompareEqual, a.Value)
+		case MaskedEqual:
+			c, err = seccomp.MakeCondition(a.Index, seccomp.CompareMaskedEqual, a.Mask, a.Value)
+		case EqualSelfPID:
+			c, err = seccomp.MakeCondition(a.Index, seccomp.CompareEqual, uint64(self))
+		default:
+			err = fmt.Errorf("invalid comparison %d", a.Op)
+		}
+		if err != nil {
+			return fmt.Errorf("sandbox: seccomp: %s: argument %d: %w", r.Syscall, a.Index, err)
+		}
+		conds = append(conds, c)
+	}
+	if err := f.AddRuleConditional(call, action, conds); err != nil {
+		return fmt.Errorf("sandbox: seccomp: %s: conditional %v: %w", r.Syscall, r.Action, err)
+	}
+	return nil
+}

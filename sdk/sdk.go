@@ -1,0 +1,61 @@
+// Package sdk is what a dyad daemon is written against: the stages of its
+// processes (launcher, supervisor, actuator, engine), the supervision of the
+// engine, the control channel between supervisor and actuator, logging and
+// the status socket.
+//
+// A daemon binary runs as four stages, told apart by argv[0] so that ps
+// shows which is which ("dyad-dhcp: engine"):
+//
+//   - the launcher (what the operator started, root) reads the
+//     configuration, opens the privileged resources and execs itself as the
+//     supervisor, keeping only the capabilities needed to start children;
+//   - the supervisor starts the actuator and the engine, restarts the engine
+//     when it dies, and forwards signals;
+//   - the actuator keeps only the capabilities of its grant and serves the
+//     engine's requests;
+//   - the engine holds no privilege and runs the protocol.
+package sdk
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// Stage is which of a daemon's processes this is.
+type Stage string
+
+// The stages.
+const (
+	StageLauncher   Stage = "launcher"
+	StageSupervisor Stage = "supervisor"
+	StageActuator   Stage = "actuator"
+	StageEngine     Stage = "engine"
+)
+
+// StageOf tells the stage from argv[0]: "NAME: STAGE" for the inner stages,
+// anything else is the launcher.
+func StageOf(argv0, name string) Stage {
+	s, ok := strings.CutPrefix(argv0, name+": ")
+	if !ok {
+		return StageLauncher
+	}
+	switch Stage(s) {
+	case StageSupervisor, StageActuator, StageEngine:
+		return Stage(s)
+	}
+	return StageLauncher
+}
+
+// Argv0 is the argv[0] of a stage.
+func Argv0(name string, s Stage) string { return name + ": " + string(s) }
+
+// NewLogger returns the structured logger every stage writes to stderr,
+// tagged with the stage so interleaved lines stay readable.
+func NewLogger(w io.Writer, name string, s Stage, debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("daemon", name, "proc", string(s))
+}

@@ -1,0 +1,210 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/privsep/sandbox"
+)
+
+// Exit codes an engine reports to the supervisor.
+const (
+	// ExitDone: the engine finished its work (one-shot success, or a clean
+	// stop on a signal).
+	ExitDone = 0
+	// ExitGaveUp: the engine will not succeed by being restarted (one-shot
+	// timeout, configuration the engine refuses).
+	ExitGaveUp = 3
+)
+
+// Supervisor starts the actuator and the engine and keeps the engine
+// running. It is the only stage that may start processes.
+type Supervisor struct {
+	Name string
+	Log  *slog.Logger
+	// Args follow argv[0] for the actuator and the engine.
+	Args []string
+	// ActuatorCaps is the actuator's grant of capabilities.
+	ActuatorCaps []sandbox.Cap
+	// ActuatorFiles and EngineFiles are passed after the control channel
+	// and the pipe respectively (descriptors 4, 5, ...).
+	ActuatorFiles, EngineFiles []*os.File
+	EngineUID, EngineGID       uint32
+	// Deadline, when set, bounds the whole run (one-shot mode): past it
+	// the engine is stopped and the run fails.
+	Deadline time.Time
+}
+
+// Restart backoff for an engine that keeps dying.
+const (
+	minRestartDelay = 500 * time.Millisecond
+	maxRestartDelay = 30 * time.Second
+	stableRun       = time.Minute
+	stopGrace       = 10 * time.Second
+)
+
+// Run supervises until the engine finishes or a signal stops the daemon,
+// and returns the exit code of the daemon.
+func (s *Supervisor) Run() int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	ctlSup, ctlAct, err := ControlPair()
+	if err != nil {
+		s.Log.Error(err.Error())
+		return 1
+	}
+	actuator, err := sandbox.Start(sandbox.Child{
+		Args:   append([]string{Argv0(s.Name, StageActuator)}, s.Args...),
+		Files:  append([]*os.File{ctlAct.File()}, s.ActuatorFiles...),
+		Stderr: os.Stderr, Stdout: os.Stdout,
+		Keep: s.ActuatorCaps,
+	})
+	ctlAct.Close()
+	if err != nil {
+		s.Log.Error("cannot start the actuator", "err", err.Error())
+		return 1
+	}
+	defer actuator.Signal(syscall.SIGKILL)
+
+	hostile := make(chan struct{}, 1)
+	go func() {
+		for range 1 << 20 { // one message per hostile engine; bounded all the same
+			if err := ctlSup.ReceiveHostile(); err != nil {
+				return
+			}
+			select {
+			case hostile <- struct{}{}:
+			default:
+			}
+		}
+	}()
+
+	var deadline <-chan time.Time
+	if !s.Deadline.IsZero() {
+		t := time.NewTimer(time.Until(s.Deadline) + stopGrace)
+		defer t.Stop()
+		deadline = t.C
+	}
+
+	delay := minRestartDelay
+	for restarts := 0; ; restarts++ {
+		engine, err := s.startEngine(ctlSup)
+		if err != nil {
+			s.Log.Error("cannot start the engine", "err", err.Error())
+			return 1
+		}
+		began := time.Now()
+		var code int
+		select {
+		case <-engine.Done():
+			st, _ := engine.Wait()
+			code = exitCode(st)
+		case <-actuator.Done():
+			s.Log.Error("the actuator died: stopping")
+			engine.Signal(syscall.SIGKILL)
+			engine.Wait()
+			return 1
+		case <-hostile:
+			s.Log.Error("the actuator reports a hostile engine: killing it")
+			engine.Signal(syscall.SIGKILL)
+			engine.Wait()
+			code = -1
+		case sig := <-sigs:
+			s.Log.Info("stopping", "signal", sig.String())
+			return s.stop(engine, actuator, 0)
+		case <-deadline:
+			s.Log.Error("the engine overran the deadline: stopping")
+			return s.stop(engine, actuator, 1)
+		}
+		switch code {
+		case ExitDone:
+			return s.stop(nil, actuator, 0)
+		case ExitGaveUp:
+			return s.stop(nil, actuator, 1)
+		}
+		if time.Since(began) > stableRun {
+			delay = minRestartDelay
+		}
+		s.Log.Warn("engine exited: restarting", "status", code, "in", delay.String(), "restarts", restarts+1)
+		select {
+		case <-time.After(delay):
+		case sig := <-sigs:
+			s.Log.Info("stopping", "signal", sig.String())
+			return s.stop(nil, actuator, 0)
+		case <-actuator.Done():
+			return 1
+		}
+		delay = min(2*delay, maxRestartDelay)
+	}
+}
+
+// startEngine opens a fresh pipe, hands one end to the actuator and starts
+// an engine on the other.
+func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, error) {
+	act, eng, err := privsep.Pair()
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	err = ctl.SendSession(act.File())
+	act.Close()
+	if err != nil {
+		return nil, err
+	}
+	return sandbox.Start(sandbox.Child{
+		Args:       append([]string{Argv0(s.Name, StageEngine)}, s.Args...),
+		Files:      append([]*os.File{eng.File()}, s.EngineFiles...),
+		Stderr:     os.Stderr,
+		Stdout:     os.Stdout,
+		UID:        s.EngineUID,
+		GID:        s.EngineGID,
+		NoNewPrivs: true,
+	})
+}
+
+// stop ends the engine (if still running) with SIGTERM, so it can release
+// its leases, then the actuator, each within a grace period.
+func (s *Supervisor) stop(engine, actuator *sandbox.Process, code int) int {
+	for _, p := range []*sandbox.Process{engine, actuator} {
+		if p == nil {
+			continue
+		}
+		p.Signal(syscall.SIGTERM)
+		select {
+		case <-p.Done():
+		case <-time.After(stopGrace):
+			p.Signal(syscall.SIGKILL)
+			<-p.Done()
+		}
+	}
+	return code
+}
+
+func exitCode(st *os.ProcessState) int {
+	if st == nil {
+		return -1
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -int(ws.Signal())
+	}
+	return st.ExitCode()
+}
+
+// ErrNotRoot is returned by a launcher started without root.
+var ErrNotRoot = errors.New("must be started as root (it drops privilege itself)")
+
+// CheckRoot refuses to launch without root.
+func CheckRoot(name string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%s: %w", name, ErrNotRoot)
+	}
+	return nil
+}
