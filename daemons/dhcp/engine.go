@@ -165,7 +165,8 @@ func (c *Client) LinkChanged(now time.Time, up bool) {
 		if c.lease != nil && c.applied {
 			c.candidate = c.lease
 		}
-		c.state, c.deadline = StateLinkDown, time.Time{}
+		// The lease still runs out while the link is down.
+		c.state, c.deadline = StateLinkDown, c.Expiry()
 	case up && c.state == StateLinkDown:
 		c.restart(now)
 	}
@@ -179,6 +180,8 @@ func (c *Client) restart(now time.Time) {
 		c.newExchange(now)
 		c.sent = now
 		c.sendRequest(now)
+		c.deadline = now.Add(min(c.backoff(), rebootWait))
+		c.attempt++
 		return
 	}
 	c.candidate = nil
@@ -289,7 +292,6 @@ func (c *Client) sendRequest(now time.Time) {
 		mods = append(mods, dhcpv4.WithClientIP(c.lease.Address.Addr().AsSlice()))
 	}
 	c.send(mods, unicast)
-	c.attempt++
 }
 
 // HandleTimer runs what was due at the deadline.
@@ -309,6 +311,7 @@ func (c *Client) HandleTimer(now time.Time) {
 		}
 		c.sendRequest(now)
 		c.deadline = now.Add(c.backoff())
+		c.attempt++
 	case StateInitReboot:
 		if now.Sub(c.started) >= rebootWait {
 			c.rebootTimedOut(now)
@@ -316,6 +319,13 @@ func (c *Client) HandleTimer(now time.Time) {
 		}
 		c.sendRequest(now)
 		c.deadline = now.Add(min(c.backoff(), c.started.Add(rebootWait).Sub(now)))
+		c.attempt++
+	case StateLinkDown:
+		if c.lease != nil && !c.Expiry().IsZero() && !now.Before(c.Expiry()) {
+			c.fail("lease on %s expired while the link was down", c.lease.Address)
+			c.unbind(true)
+			c.candidate = nil
+		}
 	case StateBound, StateRenewing, StateRebinding:
 		c.leaseTimer(now)
 	}
@@ -425,6 +435,7 @@ func (c *Client) handleOffer(now time.Time, m *dhcpv4.DHCPv4) {
 	c.sent = now
 	c.sendRequest(now)
 	c.deadline = now.Add(c.backoff())
+	c.attempt++
 }
 
 func (c *Client) handleAck(now time.Time, m *dhcpv4.DHCPv4) {

@@ -288,7 +288,6 @@ func (e *engine) run() int {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		e.updateStatus()
 		if e.cfg.OneShot && e.anyBound() {
 			if err := e.call(&privsep.Done{}); err != nil {
 				e.log.Warn("the actuator did not acknowledge the end", "err", err.Error())
@@ -335,6 +334,7 @@ func (e *engine) run() int {
 			return sdk.ExitGaveUp
 		}
 		e.act()
+		e.updateStatus()
 	}
 }
 

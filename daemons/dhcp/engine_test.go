@@ -1069,8 +1069,9 @@ func TestClientLinkDownUp(t *testing.T) {
 		h.wait(time.Minute)
 		h.c.LinkChanged(h.now, false)
 		h.none()
-		if h.c.State() != StateLinkDown || !h.c.Deadline().IsZero() {
-			t.Errorf("link down: state %s deadline %v", h.c.State(), h.c.Deadline())
+		// Only the lease's expiry stays scheduled while the link is down.
+		if h.c.State() != StateLinkDown || !h.c.Deadline().Equal(h.c.Expiry()) {
+			t.Errorf("link down: state %s deadline %v, want the expiry %v", h.c.State(), h.c.Deadline(), h.c.Expiry())
 		}
 		if h.c.Lease() == nil {
 			t.Error("link down dropped the lease")

@@ -41,6 +41,9 @@ func ParseFrame(b []byte) (Frame, error) {
 	if len(decoded) < 3 || decoded[1] != layers.LayerTypeIPv4 || decoded[2] != layers.LayerTypeUDP {
 		return Frame{}, errors.New("frame: not IPv4/UDP")
 	}
+	if ip.Version != 4 {
+		return Frame{}, fmt.Errorf("frame: IP version %d in an IPv4 frame", ip.Version)
+	}
 	if ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
 		return Frame{}, errors.New("frame: fragmented datagram")
 	}

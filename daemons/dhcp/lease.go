@@ -65,7 +65,7 @@ func interpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Leas
 		return l, nil, errors.New("lease time 0")
 	}
 	l.LeaseTime = lt
-	l.RenewTime, l.RebindTime = lt/2, lt/8*7
+	l.RenewTime, l.RebindTime = lt/2, uint32(uint64(lt)*7/8)
 	if lt == infiniteLft {
 		l.RenewTime, l.RebindTime = infiniteLft, infiniteLft
 	}

@@ -149,9 +149,10 @@ func (n *Net) checkNS(t testing.TB, ns string) {
 	}
 }
 
-// Command returns a command that runs name with args in namespace ns
-// (through `ip netns exec`, which also mounts a sysfs of that namespace), for
-// a test that needs to set its environment, standard input or the like. The
+// Command returns a command that runs name with args in namespace ns, which
+// must be n.Server or n.Client, through `ip netns exec` (which also mounts a
+// sysfs of that namespace), for a test that needs to set the environment,
+// standard input or the like; [StartCommand] starts it in the background. The
 // command is killed if ctx is done.
 func (n *Net) Command(ctx context.Context, ns, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)

@@ -29,7 +29,9 @@ const (
 	// seconds, for renewal and expiry tests, but silently drops an
 	// INIT-REBOOT request for an address outside all its pools: to make it
 	// NAK, reserve the address for another MAC (see ServerOptions.Hosts).
-	// It has no DHCPv4 rapid commit.
+	// It has no DHCPv4 rapid commit. (Debian ships AppArmor profiles for
+	// kea-dhcp4 and dhclient that would refuse the temporary paths on a
+	// host that enforces AppArmor; this project's machines do not.)
 	Kea Kind = "kea"
 )
 

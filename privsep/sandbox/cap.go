@@ -129,11 +129,11 @@ func CapMask(caps ...Cap) uint64 {
 func lastCap() (Cap, error) {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
-		return 0, fmt.Errorf("sandbox: read highest capability: %w", err)
+		return 0, fmt.Errorf("read highest capability: %w", err)
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || n < 0 || n > 63 {
-		return 0, fmt.Errorf("sandbox: /proc/sys/kernel/cap_last_cap: bad value %q", b)
+		return 0, fmt.Errorf("/proc/sys/kernel/cap_last_cap: bad value %q", b)
 	}
 	return Cap(n), nil
 }
@@ -154,20 +154,20 @@ func restrictThread(keep []Cap, noNewPrivs bool) error {
 	want := CapMask(keep...)
 	for _, c := range keep {
 		if c < 0 || c > last {
-			return fmt.Errorf("sandbox: cannot keep %v: the kernel's highest capability is %v", c, last)
+			return fmt.Errorf("cannot keep %v: the kernel's highest capability is %v", c, last)
 		}
 	}
 	for c := Cap(0); c <= last; c++ {
 		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
 		if err != nil {
-			return fmt.Errorf("sandbox: read %v from the bounding set: %w", c, err)
+			return fmt.Errorf("read %v from the bounding set: %w", c, err)
 		}
 		switch {
 		case want&(1<<uint(c)) != 0 && in == 0:
-			return fmt.Errorf("sandbox: cannot keep %v: it is not in this process's bounding set", c)
+			return fmt.Errorf("cannot keep %v: it is not in this process's bounding set", c)
 		case want&(1<<uint(c)) == 0 && in == 1:
 			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
-				return fmt.Errorf("sandbox: drop %v from the bounding set: %w", c, err)
+				return fmt.Errorf("drop %v from the bounding set: %w", c, err)
 			}
 		}
 	}
@@ -175,11 +175,11 @@ func restrictThread(keep []Cap, noNewPrivs bool) error {
 		return err
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
-		return fmt.Errorf("sandbox: clear the ambient set: %w", err)
+		return fmt.Errorf("clear the ambient set: %w", err)
 	}
 	if noNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("sandbox: set no_new_privs: %w", err)
+			return fmt.Errorf("set no_new_privs: %w", err)
 		}
 	}
 	return nil
@@ -191,11 +191,11 @@ func clearInheritable() error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("sandbox: capget: %w", err)
+		return fmt.Errorf("capget: %w", err)
 	}
 	data[0].Inheritable, data[1].Inheritable = 0, 0
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("sandbox: clear the inheritable set: %w", err)
+		return fmt.Errorf("clear the inheritable set: %w", err)
 	}
 	return nil
 }

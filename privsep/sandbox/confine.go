@@ -66,7 +66,7 @@ func Confine(p Profile) error {
 	if p.Landlock == nil {
 		return nil
 	}
-	if _, err := LandlockABI(); err != nil {
+	if _, err := landlockABI(); err != nil {
 		if errors.Is(err, ErrLandlockUnsupported) && p.AllowNoLandlock {
 			return nil
 		}

@@ -15,7 +15,10 @@
 // that the runtime creates and reuses as it likes. Every function here
 // therefore either works on a locked OS thread that is thrown away
 // afterwards (Start, ExecStage), or on every thread of the process
-// (Confine), and checks in /proc that it did.
+// (Confine), and checks in /proc that it did. Seccomp filters reach every
+// thread with TSYNC; Landlock does too from ABI 8 on, and before that each
+// thread is made to restrict itself from a signal handler (allthreads.c),
+// since the Go runtime's AllThreadsSyscall refuses to work with cgo.
 //
 // Nothing here degrades silently: every failure to drop a privilege is an
 // error, and a kernel without seccomp or Landlock is one too unless the

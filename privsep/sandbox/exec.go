@@ -18,6 +18,11 @@ import (
 // on every thread. That is why the launcher execs rather than calling
 // capset, which changes one thread only.
 //
+// A process's bounding set only ever shrinks, and so does its children's:
+// keep must hold the supervisor's own capabilities and every capability
+// its children keep (CAP_NET_ADMIN for an actuator, say), which the
+// supervisor, being root, then also holds.
+//
 // files become descriptors 3, 4, ... of the new image; every other
 // descriptor above 2 is closed by the execve.
 //

@@ -17,7 +17,7 @@ import (
 
 // ErrLandlockUnsupported means the kernel has no Landlock (before Linux
 // 5.13, or not enabled at boot with lsm=).
-var ErrLandlockUnsupported = errors.New("sandbox: the kernel does not support landlock")
+var ErrLandlockUnsupported = errors.New("the kernel does not support landlock")
 
 // Landlock is the filesystem a process may still reach once confined:
 // nothing but the paths listed, each with everything beneath it.
@@ -29,9 +29,17 @@ type Landlock struct {
 // LandlockABI returns the Landlock ABI version of the running kernel, or an
 // error wrapping ErrLandlockUnsupported.
 func LandlockABI() (int, error) {
+	v, err := landlockABI()
+	if err != nil {
+		return 0, fmt.Errorf("sandbox: %w", err)
+	}
+	return v, nil
+}
+
+func landlockABI() (int, error) {
 	v, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
 	if e != 0 {
-		return 0, fmt.Errorf("%w: %v", ErrLandlockUnsupported, e)
+		return 0, fmt.Errorf("%w: landlock_create_ruleset: %v", ErrLandlockUnsupported, e)
 	}
 	return int(v), nil
 }
@@ -79,7 +87,7 @@ func handledFS(abi int) uint64 {
 
 // applyLandlock restricts every thread of the process to l.
 func applyLandlock(l *Landlock) error {
-	abi, err := LandlockABI()
+	abi, err := landlockABI()
 	if err != nil {
 		return err
 	}
@@ -89,7 +97,7 @@ func applyLandlock(l *Landlock) error {
 	// accept from a larger structure.
 	fd, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
 	if e != 0 {
-		return fmt.Errorf("sandbox: landlock: create ruleset: %w", e)
+		return fmt.Errorf("landlock: create ruleset: %w", e)
 	}
 	ruleset := int(fd)
 	defer unix.Close(ruleset)
@@ -108,7 +116,7 @@ func applyLandlock(l *Landlock) error {
 		// already have no_new_privs (from the seccomp filter).
 		_, _, e := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, uintptr(ruleset), unix.LANDLOCK_RESTRICT_SELF_TSYNC, 0)
 		if e != 0 {
-			return fmt.Errorf("sandbox: landlock: restrict all threads (TSYNC): %w", e)
+			return fmt.Errorf("landlock: restrict all threads (TSYNC): %w", e)
 		}
 		return nil
 	}
@@ -119,12 +127,12 @@ func applyLandlock(l *Landlock) error {
 func addPathRule(ruleset int, path string, access uint64) error {
 	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("sandbox: landlock: open %s: %w", path, err)
+		return fmt.Errorf("landlock: open %s: %w", path, err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fmt.Errorf("sandbox: landlock: stat %s: %w", path, err)
+		return fmt.Errorf("landlock: stat %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		access &= fsFileRights
@@ -133,7 +141,7 @@ func addPathRule(ruleset int, path string, access uint64) error {
 	_, _, e := unix.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, uintptr(ruleset), unix.LANDLOCK_RULE_PATH_BENEATH,
 		uintptr(unsafe.Pointer(&attr)), 0, 0, 0)
 	if e != 0 {
-		return fmt.Errorf("sandbox: landlock: allow %s: %w", path, e)
+		return fmt.Errorf("landlock: allow %s: %w", path, e)
 	}
 	return nil
 }
@@ -147,11 +155,11 @@ func addPathRule(ruleset int, path string, access uint64) error {
 // holds no thread left to restrict.
 func restrictAllThreads(ruleset int) error {
 	if e := C.dyad_ll_begin(C.int(ruleset), 0); e != 0 {
-		return fmt.Errorf("sandbox: landlock: install signal handler: %w", unix.Errno(e))
+		return fmt.Errorf("landlock: install signal handler: %w", unix.Errno(e))
 	}
 	err := signalEachThread()
 	if e := C.dyad_ll_end(); e != 0 && err == nil {
-		err = fmt.Errorf("sandbox: landlock: restore signal handler: %w", unix.Errno(e))
+		err = fmt.Errorf("landlock: restore signal handler: %w", unix.Errno(e))
 	}
 	return err
 }
@@ -169,24 +177,24 @@ func signalEachThread() error {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("sandbox: landlock: open %s: %w", dir, err)
+		return fmt.Errorf("landlock: open %s: %w", dir, err)
 	}
 	tasks := os.NewFile(uintptr(fd), dir)
 	defer tasks.Close()
 	done := map[int]bool{}
 	for range maxThreadListings {
 		if _, err := tasks.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("sandbox: landlock: rewind %s: %w", dir, err)
+			return fmt.Errorf("landlock: rewind %s: %w", dir, err)
 		}
 		names, err := tasks.Readdirnames(-1)
 		if err != nil {
-			return fmt.Errorf("sandbox: landlock: list %s: %w", dir, err)
+			return fmt.Errorf("landlock: list %s: %w", dir, err)
 		}
 		left := 0
 		for _, name := range names {
 			tid, err := strconv.Atoi(name)
 			if err != nil {
-				return fmt.Errorf("sandbox: landlock: %s: unexpected entry %q", dir, name)
+				return fmt.Errorf("landlock: %s: unexpected entry %q", dir, name)
 			}
 			if done[tid] {
 				continue
@@ -201,7 +209,7 @@ func signalEachThread() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("sandbox: landlock: new threads kept appearing after %d listings", maxThreadListings)
+	return fmt.Errorf("landlock: new threads kept appearing after %d listings", maxThreadListings)
 }
 
 // restrictThreadBySignal has thread tid restrict itself and waits for it.
@@ -211,14 +219,14 @@ func restrictThreadBySignal(pid, tid int) error {
 		if unix.Errno(e) == unix.ESRCH {
 			return nil
 		}
-		return fmt.Errorf("sandbox: landlock: signal thread %d: %w", tid, unix.Errno(e))
+		return fmt.Errorf("landlock: signal thread %d: %w", tid, unix.Errno(e))
 	}
 	deadline := time.Now().Add(threadTimeout)
 	for {
 		var cerr C.int
 		if C.dyad_ll_done(C.int(tid), &cerr) != 0 {
 			if cerr != 0 {
-				return fmt.Errorf("sandbox: landlock: restrict thread %d: %w", tid, unix.Errno(cerr))
+				return fmt.Errorf("landlock: restrict thread %d: %w", tid, unix.Errno(cerr))
 			}
 			return nil
 		}
@@ -228,7 +236,7 @@ func restrictThreadBySignal(pid, tid int) error {
 			if err := unix.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid), &st); err == unix.ENOENT {
 				return nil
 			}
-			return fmt.Errorf("sandbox: landlock: thread %d did not restrict itself within %v", tid, threadTimeout)
+			return fmt.Errorf("landlock: thread %d did not restrict itself within %v", tid, threadTimeout)
 		}
 		time.Sleep(50 * time.Microsecond)
 	}

@@ -13,7 +13,7 @@ import (
 
 // ErrSeccompUnsupported means the kernel cannot install a seccomp filter
 // that kills a process (CONFIG_SECCOMP_FILTER, Linux 4.14 or later).
-var ErrSeccompUnsupported = errors.New("sandbox: the kernel does not support seccomp filters")
+var ErrSeccompUnsupported = errors.New("the kernel does not support seccomp filters")
 
 // seccompSupported reports whether the kernel has seccomp filters with the
 // kill-process action this package relies on.
@@ -30,8 +30,9 @@ func seccompSupported() error {
 }
 
 // loadSeccomp installs the filter of policy on every thread of the process
-// (libseccomp-golang always asks for TSYNC) and then checks, in /proc, that every thread runs under a filter:
-// libseccomp-golang carries on silently if the kernel refuses TSYNC.
+// (libseccomp-golang always asks for TSYNC) and then checks in /proc that
+// every thread runs under a filter with no_new_privs: libseccomp-golang
+// carries on silently if the kernel refuses TSYNC.
 func loadSeccomp(policy SyscallPolicy) error {
 	f, err := buildFilter(policy, os.Getpid())
 	if err != nil {
@@ -39,14 +40,14 @@ func loadSeccomp(policy SyscallPolicy) error {
 	}
 	defer f.Release()
 	if err := f.Load(); err != nil {
-		return fmt.Errorf("sandbox: seccomp: load filter: %w", err)
+		return fmt.Errorf("seccomp: load filter: %w", err)
 	}
 	return eachThread(os.Getpid(), func(tid int, s Status) error {
 		if s.Seccomp != SeccompFilter {
-			return fmt.Errorf("sandbox: seccomp: thread %d has seccomp mode %d after loading the filter, want %d (no TSYNC?)", tid, s.Seccomp, SeccompFilter)
+			return fmt.Errorf("seccomp: thread %d has seccomp mode %d after loading the filter, want %d (no TSYNC?)", tid, s.Seccomp, SeccompFilter)
 		}
 		if !s.NoNewPrivs {
-			return fmt.Errorf("sandbox: seccomp: thread %d lacks no_new_privs after loading the filter", tid)
+			return fmt.Errorf("seccomp: thread %d lacks no_new_privs after loading the filter", tid)
 		}
 		return nil
 	})
@@ -62,7 +63,7 @@ func buildFilter(policy SyscallPolicy, self int) (*seccomp.ScmpFilter, error) {
 	}
 	f, err := seccomp.NewFilter(seccomp.ActErrno.SetReturnCode(int16(def)))
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: seccomp: new filter: %w", err)
+		return nil, fmt.Errorf("seccomp: new filter: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -71,10 +72,10 @@ func buildFilter(policy SyscallPolicy, self int) (*seccomp.ScmpFilter, error) {
 		}
 	}()
 	if err := f.SetBadArchAction(seccomp.ActKillProcess); err != nil {
-		return nil, fmt.Errorf("sandbox: seccomp: set bad-architecture action: %w", err)
+		return nil, fmt.Errorf("seccomp: set bad-architecture action: %w", err)
 	}
 	if err := f.SetNoNewPrivsBit(true); err != nil {
-		return nil, fmt.Errorf("sandbox: seccomp: set no_new_privs: %w", err)
+		return nil, fmt.Errorf("seccomp: set no_new_privs: %w", err)
 	}
 	rules, err := normalize(policy.Rules)
 	if err != nil {
@@ -102,19 +103,19 @@ func normalize(rules []Rule) ([]Rule, error) {
 	var order []string
 	for _, r := range rules {
 		if r.Syscall == "" {
-			return nil, errors.New("sandbox: seccomp: rule without a system call name")
+			return nil, errors.New("seccomp: rule without a system call name")
 		}
 		switch r.Action {
 		case ActAllow, ActKill:
 		case ActErrno:
 			if r.Errno == 0 {
-				return nil, fmt.Errorf("sandbox: seccomp: %s: errno rule without an errno", r.Syscall)
+				return nil, fmt.Errorf("seccomp: %s: errno rule without an errno", r.Syscall)
 			}
 		default:
-			return nil, fmt.Errorf("sandbox: seccomp: %s: invalid action %d", r.Syscall, r.Action)
+			return nil, fmt.Errorf("seccomp: %s: invalid action %d", r.Syscall, r.Action)
 		}
 		if len(r.Args) > 6 {
-			return nil, fmt.Errorf("sandbox: seccomp: %s: %d argument conditions", r.Syscall, len(r.Args))
+			return nil, fmt.Errorf("seccomp: %s: %d argument conditions", r.Syscall, len(r.Args))
 		}
 		if _, seen := bySyscall[r.Syscall]; !seen {
 			order = append(order, r.Syscall)
@@ -138,7 +139,7 @@ func normalize(rules []Rule) ([]Rule, error) {
 			continue
 		}
 		if len(actions) > 1 {
-			return nil, fmt.Errorf("sandbox: seccomp: %s: conflicting rules (%v unconditionally, and other actions)", name, uncond.Action)
+			return nil, fmt.Errorf("seccomp: %s: conflicting rules (%v unconditionally, and other actions)", name, uncond.Action)
 		}
 		out = append(out, *uncond)
 	}
@@ -151,7 +152,7 @@ func normalize(rules []Rule) ([]Rule, error) {
 func addRule(f *seccomp.ScmpFilter, r Rule, self int) error {
 	call, err := seccomp.GetSyscallFromName(r.Syscall)
 	if err != nil {
-		return fmt.Errorf("sandbox: seccomp: system call %q: %w", r.Syscall, err)
+		return fmt.Errorf("seccomp: system call %q: %w", r.Syscall, err)
 	}
 	if call < 0 {
 		return nil // not on this architecture
@@ -167,7 +168,7 @@ func addRule(f *seccomp.ScmpFilter, r Rule, self int) error {
 	}
 	if len(r.Args) == 0 {
 		if err := f.AddRule(call, action); err != nil {
-			return fmt.Errorf("sandbox: seccomp: %s: %v: %w", r.Syscall, r.Action, err)
+			return fmt.Errorf("seccomp: %s: %v: %w", r.Syscall, r.Action, err)
 		}
 		return nil
 	}
@@ -186,12 +187,12 @@ func addRule(f *seccomp.ScmpFilter, r Rule, self int) error {
 			err = fmt.Errorf("invalid comparison %d", a.Op)
 		}
 		if err != nil {
-			return fmt.Errorf("sandbox: seccomp: %s: argument %d: %w", r.Syscall, a.Index, err)
+			return fmt.Errorf("seccomp: %s: argument %d: %w", r.Syscall, a.Index, err)
 		}
 		conds = append(conds, c)
 	}
 	if err := f.AddRuleConditional(call, action, conds); err != nil {
-		return fmt.Errorf("sandbox: seccomp: %s: conditional %v: %w", r.Syscall, r.Action, err)
+		return fmt.Errorf("seccomp: %s: conditional %v: %w", r.Syscall, r.Action, err)
 	}
 	return nil
 }

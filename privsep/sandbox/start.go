@@ -32,6 +32,7 @@ type Child struct {
 	// Keep is what the child's bounding set holds; every other capability
 	// is dropped from it. A root child therefore runs with exactly Keep as
 	// its permitted and effective sets; any other child has none at all.
+	// Start fails if the caller's bounding set lacks one of them.
 	Keep []Cap
 
 	// NoNewPrivs sets no_new_privs on the child.

@@ -36,26 +36,42 @@ const (
 // ReadStatus reads /proc/PID/status: for the whole process, that is for
 // its main thread.
 func ReadStatus(pid int) (Status, error) {
-	return readStatusFile(fmt.Sprintf("/proc/%d/status", pid))
+	s, err := readStatusFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Status{}, fmt.Errorf("sandbox: %w", err)
+	}
+	return s, nil
 }
 
 // ReadThreadStatus reads /proc/PID/task/TID/status, the status of one thread.
 func ReadThreadStatus(pid, tid int) (Status, error) {
-	return readStatusFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+	s, err := readStatusFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+	if err != nil {
+		return Status{}, fmt.Errorf("sandbox: %w", err)
+	}
+	return s, nil
 }
 
 // Threads lists the thread IDs of process pid, in increasing order.
 func Threads(pid int) ([]int, error) {
+	tids, err := threads(pid)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	return tids, nil
+}
+
+func threads(pid int) ([]int, error) {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: list threads: %w", err)
+		return nil, fmt.Errorf("list threads: %w", err)
 	}
 	tids := make([]int, 0, len(ents))
 	for _, e := range ents {
 		tid, err := strconv.Atoi(e.Name())
 		if err != nil {
-			return nil, fmt.Errorf("sandbox: %s: unexpected entry %q", dir, e.Name())
+			return nil, fmt.Errorf("%s: unexpected entry %q", dir, e.Name())
 		}
 		tids = append(tids, tid)
 	}
@@ -66,12 +82,12 @@ func Threads(pid int) ([]int, error) {
 // eachThread calls check with the status of every thread of process pid.
 // Threads that exit while it runs are skipped: they no longer matter.
 func eachThread(pid int, check func(tid int, s Status) error) error {
-	tids, err := Threads(pid)
+	tids, err := threads(pid)
 	if err != nil {
 		return err
 	}
 	for _, tid := range tids {
-		s, err := ReadThreadStatus(pid, tid)
+		s, err := readStatusFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			continue // the thread exited
 		}
@@ -88,11 +104,11 @@ func eachThread(pid int, check func(tid int, s Status) error) error {
 func readStatusFile(path string) (Status, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return Status{}, fmt.Errorf("sandbox: read status: %w", err)
+		return Status{}, fmt.Errorf("read status: %w", err)
 	}
 	s, err := parseStatus(b)
 	if err != nil {
-		return Status{}, fmt.Errorf("sandbox: %s: %w", path, err)
+		return Status{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
 }
