@@ -146,7 +146,10 @@ func (c *Conn) Receive() (id uint64, m Message, files []*os.File, err error) {
 		return 0, nil, nil, fmt.Errorf("privsep: receive: %w", err)
 	}
 	if n == 0 && oobn == 0 {
-		return 0, nil, nil, ErrClosed
+		if c.peerClosed() {
+			return 0, nil, nil, ErrClosed
+		}
+		return 0, nil, nil, fmt.Errorf("privsep: receive: %w: empty datagram", ErrMalformed)
 	}
 	if oobn > 0 {
 		files, err = parseRights(oob[:oobn])
@@ -168,6 +171,22 @@ func (c *Conn) Receive() (id uint64, m Message, files []*os.File, err error) {
 		return id, nil, nil, err
 	}
 	return id, m, files, nil
+}
+
+// peerClosed tells an end of file from an empty datagram, which recvmsg
+// reports alike on a SOCK_SEQPACKET socket.
+func (c *Conn) peerClosed() bool {
+	raw, err := c.f.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := true
+	raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+		n, err := unix.Poll(fds, 0)
+		closed = err != nil || n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) != 0
+	})
+	return closed
 }
 
 func parseRights(oob []byte) ([]*os.File, error) {

@@ -132,7 +132,7 @@ func (g *Guard) Check(m Message) error {
 		if err := g.checkInterface(m.Interface); err != nil {
 			return err
 		}
-		if g.addrs[m.Interface] != m.Address {
+		if old, ok := g.addrs[m.Interface]; !ok || old != m.Address {
 			return refuse("%s on %s was not installed by this daemon", m.Address, m.Interface)
 		}
 	case *RouteReplace:

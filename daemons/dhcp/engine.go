@@ -112,6 +112,7 @@ type Client struct {
 	boundAt   time.Time
 	lastErr   string
 	naks      int
+	renewal   bool // the pending apply refreshes a lease already on the host
 }
 
 // NewClient returns a client in INIT. saved, when it is still valid at the
@@ -559,6 +560,7 @@ func (c *Client) bind(now time.Time, l *privsep.Lease, start time.Time) {
 		c.log.Info("lease extended", "address", l.Address, "lease", l.LeaseTime)
 	}
 	c.lease = l
+	c.renewal = old != nil
 	c.applied = false
 	c.boundAt = start
 	c.state = StateBound
@@ -630,6 +632,12 @@ func (c *Client) Applied(now time.Time, err error) {
 		return
 	}
 	c.fail("applying the lease for %s failed: %v", c.lease.Address, err)
+	if c.renewal {
+		// The host still holds the address from before; keep the lease
+		// rather than decline an address that works.
+		c.applied = true
+		return
+	}
 	l := *c.lease
 	c.decline(now, l)
 }

@@ -178,6 +178,10 @@ func TestDnsmasqArgs(t *testing.T) {
 			t.Errorf("without router and DNS, dnsmasq's arguments lack %q: %q", want, args)
 		}
 	}
+	none.RapidCommit = true
+	if args, err = dnsmasqArgs(n, none, "/tmp/x/leases"); err != nil || !slices.Contains(args, "--dhcp-rapid-commit") {
+		t.Errorf("rapid commit: %v, arguments %q lack --dhcp-rapid-commit", err, args)
+	}
 	none.LeaseTime = time.Minute
 	if _, err := dnsmasqArgs(n, none, "/tmp/x/leases"); err == nil || !strings.Contains(err.Error(), "2m") {
 		t.Errorf("a one-minute lease for dnsmasq: error %v, want one about its 2m minimum", err)

@@ -46,7 +46,8 @@ type Config struct {
 	// Subnet is the link's IPv4 subnet; the server takes its first host
 	// address. By default 198.18.N.0/24 with N random in 1..254: RFC 2544's
 	// benchmarking range, which is never routed, with a different N per
-	// Net so that logs tell them apart.
+	// Net so that logs tell them apart, and one no other server has when
+	// the client namespace is shared.
 	Subnet netip.Prefix
 }
 
@@ -66,7 +67,7 @@ func NewNetConfig(t testing.TB, c Config) *Net {
 
 	subnet := c.Subnet
 	if !subnet.IsValid() {
-		subnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(1 + rand.IntN(254)), 0}), 24)
+		subnet = randomSubnet(t, c.Client != "")
 	}
 	subnet = subnet.Masked()
 	if !subnet.Addr().Is4() || subnet.Bits() > 30 {
@@ -105,6 +106,49 @@ func NewNetConfig(t testing.TB, c Config) *Net {
 		}
 	}
 	return n
+}
+
+// randomSubnet returns 198.18.N.0/24 with N random in 1..254. If avoid is
+// set, because the new link's client end joins a namespace that other links
+// already reach, it also avoids the subnets of every other server: two links
+// of one client in one subnet would share a route.
+func randomSubnet(t testing.TB, avoid bool) netip.Prefix {
+	t.Helper()
+	used := make(map[netip.Prefix]bool)
+	if avoid {
+		entries, err := os.ReadDir("/run/netns")
+		if err != nil {
+			t.Fatalf("testnet: %v", err)
+		}
+		for _, e := range entries {
+			var links []ipAddrJSON
+			out, err := run(context.Background(), "ip", "-n", e.Name(), "-j", "-4", "addr", "show")
+			if err != nil {
+				t.Fatalf("testnet: %v\n%s", err, out)
+			}
+			if err := json.Unmarshal(out, &links); err != nil {
+				t.Fatalf("testnet: decoding ip addr show in %s: %v", e.Name(), err)
+			}
+			for _, l := range links {
+				for _, ai := range l.AddrInfo {
+					if a, err := netip.ParseAddr(ai.Local); err == nil {
+						used[netip.PrefixFrom(a, 24).Masked()] = true
+					}
+				}
+			}
+		}
+	}
+	// 254 candidates, visited from a random start: bounded, and random
+	// while there is a choice.
+	start := rand.IntN(254)
+	for i := range 254 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(1 + (start+i)%254), 0}), 24)
+		if !used[p] {
+			return p
+		}
+	}
+	t.Fatal("testnet: no free subnet left in 198.18.1.0-198.18.254.0")
+	return netip.Prefix{}
 }
 
 // addNamespace creates a network namespace with a fresh name starting with

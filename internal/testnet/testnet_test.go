@@ -204,6 +204,9 @@ func TestCleanup(t *testing.T) {
 	t.Run("inner", func(t *testing.T) {
 		a := testnet.NewNet(t)
 		b := testnet.NewNetConfig(t, testnet.Config{Client: a.Client, ClientIf: "veth-c2"})
+		if a.ServerAddr.Masked() == b.ServerAddr.Masked() {
+			t.Errorf("two links of one client share subnet %v", a.ServerAddr.Masked())
+		}
 		sa := testnet.StartDnsmasq(t, a, a.DefaultOptions())
 		sb := testnet.StartKea(t, b, b.DefaultOptions())
 		// A process that ignores SIGTERM, which Stop must kill.
