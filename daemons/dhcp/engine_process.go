@@ -378,24 +378,32 @@ func (e *engine) linkChanged(now time.Time, l privsep.LinkEvent) {
 			e.log.Debug("skipping a link without an Ethernet address", "interface", l.Name)
 			return
 		}
+		metric := e.cfg.RouteMetric
+		if metric == 0 {
+			// As dhcpcd: each link's routes get their own metric, so two
+			// default routes on two links do not replace each other.
+			metric = 200 + uint32(l.Index)
+		}
 		c = NewClient(ClientConfig{
 			Interface:    l.Name,
 			HardwareAddr: net.HardwareAddr(l.HardwareAddr),
 			ClientID:     clientID(e.cfg.ClientID, l.HardwareAddr),
 			Hostname:     e.cfg.Hostname,
 			RapidCommit:  e.cfg.RapidCommit,
-			RouteMetric:  e.cfg.RouteMetric,
+			RouteMetric:  metric,
 			Release:      e.cfg.Release,
 		}, e.log, e.rnd, e.saved[l.Name])
 		e.clients[l.Index] = c
-	}
-	if !l.AdminUp {
-		if err := e.call(&privsep.LinkUp{Interface: l.Name}); err != nil {
-			e.log.Error("cannot bring the link up", "interface", l.Name, "err", err.Error())
+		if !l.AdminUp {
+			// A link found down is brought up once; one the operator
+			// takes down later stays down.
+			if err := e.call(&privsep.LinkUp{Interface: l.Name}); err != nil {
+				e.log.Error("cannot bring the link up", "interface", l.Name, "err", err.Error())
+			}
+			return // the carrier comes with the next event
 		}
-		return // the carrier comes with the next event
 	}
-	c.LinkChanged(now, l.Carrier)
+	c.LinkChanged(now, l.AdminUp && l.Carrier)
 }
 
 // act carries out what the clients asked for, then brings the host-wide

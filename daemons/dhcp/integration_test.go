@@ -386,7 +386,7 @@ func TestRestartAfterSIGKILLKeepsAddress(t *testing.T) {
 		mark := srv.Mark()
 		c.start(t)
 		c.waitLog(t, `msg=bound`, 20*time.Second)
-		if strings.Contains(string(c.Output()), "DHCPDISCOVER") || strings.Contains(srv.Log()[mark:], "DHCPDISCOVER") {
+		if strings.Contains(string(c.Output()), "type=DISCOVER") || strings.Contains(string(srv.Output())[mark:], "DHCPDISCOVER") {
 			t.Errorf("a DISCOVER was sent; INIT-REBOOT should have asked for the address directly")
 		}
 		if a := c.addr(t).Prefix; a != first {
@@ -551,4 +551,73 @@ func syscallKill(pid int) error {
 		return err
 	}
 	return p.Kill()
+}
+
+func TestSeveralInterfaces(t *testing.T) {
+	n1 := testnet.NewNet(t)
+	n2 := testnet.NewNetConfig(t, testnet.Config{Client: n1.Client, ServerIf: "veth-s2", ClientIf: "veth-c2"})
+	testnet.StartDnsmasq(t, n1, n1.DefaultOptions())
+	testnet.StartKea(t, n2, n2.DefaultOptions())
+	c := newClient(t, n1)
+	c.Proc = n1.Start(t, n1.Client, binary(t), c.args("veth-c*")...)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && strings.Count(string(c.Output()), "msg=bound") < 2 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, n := range []*testnet.Net{n1, n2} {
+		addrs := n.Addrs(t, n.Client, n.ClientIf)
+		if len(addrs) != 1 || !addrs[0].Masked().Contains(n.ServerAddr.Addr()) {
+			t.Errorf("%s: addresses %v, want one in %s", n.ClientIf, addrs, n.ServerAddr.Masked())
+		}
+	}
+	defaults := 0
+	for _, r := range n1.Routes(t, n1.Client) {
+		if r.Dst.Bits() == 0 && r.Protocol == "dhcp" {
+			defaults++
+		}
+	}
+	if defaults != 2 {
+		t.Errorf("%d default routes, want one per link: %v", defaults, n1.Routes(t, n1.Client))
+	}
+	rc := readFile(t, c.resolv)
+	for _, n := range []*testnet.Net{n1, n2} {
+		if !strings.Contains(rc, "nameserver "+n.ServerAddr.Addr().String()) {
+			t.Errorf("resolv.conf lacks the nameserver of %s:\n%s", n.ClientIf, rc)
+		}
+	}
+}
+
+func TestCarrierLossThenInitReboot(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
+		n := testnet.NewNet(t)
+		srv := testnet.StartServer(t, kind, n, n.DefaultOptions())
+		c := newClient(t, n)
+		c.start(t)
+		c.waitLog(t, `msg=bound`, 20*time.Second)
+		first := c.addr(t).Prefix
+		mark := c.Mark()
+		// Taking the server's end down drops the client's carrier.
+		if out, err := n.Run(t, n.Server, "ip", "link", "set", n.ServerIf, "down"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if !c.WaitLogAfter(mark, "link down", 10*time.Second) {
+			t.Fatalf("carrier loss not seen:\n%s", c.Output())
+		}
+		smark := srv.Mark()
+		if out, err := n.Run(t, n.Server, "ip", "link", "set", n.ServerIf, "up"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if !c.WaitLogAfter(mark, "lease extended", 30*time.Second) {
+			t.Fatalf("no INIT-REBOOT after the carrier came back:\n%s", c.Output())
+		}
+		if strings.Contains(string(srv.Output())[smark:], "DHCPDISCOVER") {
+			t.Errorf("a DISCOVER was sent after the carrier came back; INIT-REBOOT should ask for the address")
+		}
+		if a := c.addr(t).Prefix; a != first {
+			t.Errorf("address %s after the carrier came back, want %s", a, first)
+		}
+		if _, ok := c.routes(t)["0.0.0.0/0 via "+n.ServerAddr.Addr().String()]; !ok {
+			t.Errorf("default route not restored: %v", n.Routes(t, n.Client))
+		}
+	})
 }
