@@ -176,6 +176,7 @@ func TestParseFrameAccepts(t *testing.T) {
 		{"UDP length shorter than the IP payload", func() []byte {
 			b := bytes.Clone(good)
 			binary.BigEndian.PutUint16(b[38:], uint16(8+len(payload)-10))
+			binary.BigEndian.PutUint16(b[40:], 0) // no checksum: it covered the old length
 			return b
 		}(), payload[:len(payload)-10]},
 		{"empty payload", frmBuild(t, eth, ip, udp), []byte{}},
@@ -220,18 +221,18 @@ func TestParseFrameRefuses(t *testing.T) {
 		{"fragment offset", build(func(_ *layers.Ethernet, ip *layers.IPv4, _ *layers.UDP) { ip.FragOffset = 185 }), ""},
 		{"TCP", frmBuild(t, &layers.Ethernet{SrcMAC: frmServerMAC, DstMAC: engMAC, EthernetType: layers.EthernetTypeIPv4},
 			&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: frmServerIP.AsSlice(), DstIP: engYI.AsSlice()},
-			&layers.TCP{SrcPort: serverPort, DstPort: clientPort}, payload), "not IPv4/UDP"},
+			&layers.TCP{SrcPort: serverPort, DstPort: clientPort}, payload), "not UDP"},
 		{"IPv6", frmBuild(t, &layers.Ethernet{SrcMAC: frmServerMAC, DstMAC: engMAC, EthernetType: layers.EthernetTypeIPv6},
 			&layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP, SrcIP: net.ParseIP("2001:db8::1"), DstIP: net.ParseIP("2001:db8::2")},
-			&layers.UDP{SrcPort: serverPort, DstPort: clientPort}, payload), "not IPv4/UDP"},
+			&layers.UDP{SrcPort: serverPort, DstPort: clientPort}, payload), "not IPv4"},
 		{"ARP", frmBuild(t, &layers.Ethernet{SrcMAC: frmServerMAC, DstMAC: engMAC, EthernetType: layers.EthernetTypeARP},
 			&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
 				Operation: layers.ARPReply, SourceHwAddress: frmServerMAC, SourceProtAddress: frmServerIP.AsSlice(),
-				DstHwAddress: engMAC, DstProtAddress: engYI.AsSlice()}), "not IPv4/UDP"},
+				DstHwAddress: engMAC, DstProtAddress: engYI.AsSlice()}), "not IPv4"},
 		{"VLAN tagged", frmBuild(t, &layers.Ethernet{SrcMAC: frmServerMAC, DstMAC: engMAC, EthernetType: layers.EthernetTypeDot1Q},
 			&layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeIPv4},
 			&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: frmServerIP.AsSlice(), DstIP: engYI.AsSlice()},
-			&layers.UDP{SrcPort: serverPort, DstPort: clientPort}, payload), "not IPv4/UDP"},
+			&layers.UDP{SrcPort: serverPort, DstPort: clientPort}, payload), "not IPv4"},
 		{"IPv4 ethertype, version 6 header", patch(nil, 14, 0x65), ""},
 		{"IPv4 ethertype, version 0 header", patch(nil, 14, 0x05), ""},
 		{"UDP length beyond the data", func() []byte {
@@ -244,6 +245,16 @@ func TestParseFrameRefuses(t *testing.T) {
 		{"IP header length 4", patch(nil, 14, 0x44), ""},
 		{"IP total length 19", patch(nil, 16, 0, 19), ""},
 		{"empty", nil, ""},
+		{"bad IPv4 header checksum", func() []byte {
+			b := build(nil)
+			b[24] ^= 0xff
+			return b
+		}(), "IPv4 header checksum"},
+		{"bad UDP checksum", func() []byte {
+			b := build(nil)
+			b[len(b)-1] ^= 0xff
+			return b
+		}(), "UDP checksum"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

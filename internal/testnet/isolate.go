@@ -6,11 +6,12 @@
 // Nothing of the host is written. [Isolate] re-executes the test binary as
 // the first process of new PID, mount and UTS namespaces, with every mount
 // private, a fresh /proc, an empty tmpfs on /run (where `ip netns` keeps its
-// handles) and a private copy of /etc/resolv.conf. Every namespace and daemon
-// a test creates is removed by its t.Cleanup, and should a test binary die
-// half-way, the kernel removes the rest: the PID namespace takes every process
-// with it, and with them the mount namespace that holds the network
-// namespaces.
+// handles), TMPDIR on a tmpfs of its own, and a private copy of
+// /etc/resolv.conf. Every namespace, daemon and file a test creates is
+// removed by its t.Cleanup, and should a test binary die half-way, the kernel
+// removes the rest: the PID namespace takes every process with it, and with
+// them the mount namespace that holds the network namespaces and the
+// temporary files.
 //
 // A package that uses testnet runs its tests through Isolate:
 //
@@ -31,6 +32,9 @@ import (
 // isolatedEnv marks the re-executed test binary, so that it runs the tests
 // instead of re-executing itself again.
 const isolatedEnv = "DYAD_TESTNET_ISOLATED"
+
+// privateTmp is TMPDIR in the isolated test binary.
+const privateTmp = "/run/testnet/tmp"
 
 // Isolate runs the tests of m in their own PID, mount and UTS namespaces and
 // returns the exit code for os.Exit. Call it from TestMain.
@@ -141,10 +145,20 @@ func setUpInside() error {
 	if err := syscall.Mount("tmpfs", "/run", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755,size=64m"); err != nil {
 		return fmt.Errorf("mounting a tmpfs on /run: %w", err)
 	}
-	for _, dir := range []string{"/run/netns", "/run/lock", "/run/testnet"} {
+	for _, dir := range []string{"/run/netns", "/run/lock", "/run/testnet", privateTmp} {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return fmt.Errorf("creating %s: %w", dir, err)
 		}
+	}
+	// Temporary files go to a tmpfs of this mount namespace, which the
+	// kernel frees with it: a test binary killed half-way (by a timeout,
+	// say) leaves nothing behind in the host's /tmp. /tmp itself stays, so
+	// that paths into it (a checkout, a DYAD_BIN) keep working.
+	if err := syscall.Mount("tmpfs", privateTmp, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mounting a tmpfs on %s: %w", privateTmp, err)
+	}
+	if err := os.Setenv("TMPDIR", privateTmp); err != nil {
+		return fmt.Errorf("setting TMPDIR: %w", err)
 	}
 	// A private resolv.conf, so that a client under test that writes the
 	// real path by mistake changes only this copy. Only a regular file can

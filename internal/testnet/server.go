@@ -219,7 +219,7 @@ func StartServer(t testing.TB, kind Kind, n *Net, o ServerOptions) *Server {
 		t.Fatalf("testnet: unknown DHCP server kind %q", kind)
 	}
 	// Not t.TempDir: a unix socket path must stay under 108 bytes, and a
-	// test's name can be long.
+	// test's name can be long. Under Isolate, TMPDIR is a private tmpfs.
 	dir, err := os.MkdirTemp("", "dyad-"+string(kind)+"-")
 	if err != nil {
 		t.Fatalf("testnet: %v", err)

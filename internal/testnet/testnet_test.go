@@ -40,6 +40,9 @@ func TestIsolate(t *testing.T) {
 	if m, ok := mounts["/run"]; !ok || m.fstype != "tmpfs" {
 		t.Errorf("/run: %+v, want a tmpfs of its own", m)
 	}
+	if tmp := os.TempDir(); !strings.HasPrefix(tmp, "/run/") || mounts[tmp].fstype != "tmpfs" {
+		t.Errorf("TMPDIR %s (%+v), want a tmpfs of its own under /run", tmp, mounts[tmp])
+	}
 	if m, ok := mounts["/proc"]; !ok || m.fstype != "proc" {
 		t.Errorf("/proc: %+v, want a proc mount", m)
 	}
@@ -199,7 +202,7 @@ func TestSharedClient(t *testing.T) {
 // process behind.
 func TestCleanup(t *testing.T) {
 	testnet.RequireRoot(t)
-	var names []string
+	var names, dirs []string
 	var pids []int
 	t.Run("inner", func(t *testing.T) {
 		a := testnet.NewNet(t)
@@ -214,8 +217,11 @@ func TestCleanup(t *testing.T) {
 		if !p.WaitLog("ready", 10*time.Second) {
 			t.Fatalf("sh did not start: %s", p.Output())
 		}
+		// A restart makes a second run, which must be cleaned up too.
+		sa.Restart(t)
 		names = []string{a.Server, a.Client, b.Server}
 		pids = []int{sa.Pid(), sb.Pid(), p.Pid()}
+		dirs = []string{sa.Dir, sb.Dir}
 		for _, pid := range pids {
 			if err := syscall.Kill(pid, 0); err != nil {
 				t.Errorf("process %d is not running: %v", pid, err)
@@ -237,6 +243,11 @@ func TestCleanup(t *testing.T) {
 	for _, pid := range pids {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("process %d is left (kill 0: %v)", pid, err)
+		}
+	}
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("server directory %s is left (stat: %v)", dir, err)
 		}
 	}
 }
