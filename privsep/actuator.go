@@ -26,10 +26,9 @@ type Server struct {
 	MaxRefusals int
 	// Welcome builds the engine's configuration for a hello.
 	Welcome func() (*Welcome, error)
-	// Started runs once a session is welcomed; it may send events on conn.
-	Started func(conn *Conn)
-	// Done receives the engine's final word in one-shot mode.
-	Done func(*Done)
+	// Started runs once a session is welcomed; it may send events on
+	// conn. An error ends the session.
+	Started func(conn *Conn) error
 }
 
 // ErrHostile ends a session whose engine sent too many refused or malformed
@@ -94,19 +93,18 @@ func (s *Server) handle(ctx context.Context, conn *Conn, id uint64, m Message, w
 		}
 		*welcomed = true
 		if s.Started != nil {
-			s.Started(conn)
+			return s.Started(conn)
 		}
 		return nil
-	case *Done:
-		if s.Done != nil {
-			s.Done(m)
-		}
-		return conn.Send(id, &Reply{})
 	}
 	if !*welcomed {
 		return refuse("%s before hello", m.Kind())
 	}
-	if err := s.Guard.Check(m); err != nil {
+	if err := s.Guard.Check(m); errors.Is(err, ErrNotHeld) {
+		// Removing what is not there: nothing to do, and no offence.
+		s.Log.Debug("nothing to remove", "op", string(m.Kind()), "reason", err.Error())
+		return conn.Send(id, &Reply{})
+	} else if err != nil {
 		return err
 	}
 	reply := &Reply{}

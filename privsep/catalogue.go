@@ -26,7 +26,6 @@ const (
 	KindWelcome Kind = "welcome" // actuator → engine, answers Hello
 	KindReply   Kind = "reply"   // actuator → engine, answers every request
 	KindLink    Kind = "link"    // actuator → engine, a link appeared or changed
-	KindDone    Kind = "done"    // engine → actuator, the engine's work is over (one-shot)
 )
 
 // The operations: what an engine may ask the actuator to do to the host.
@@ -61,8 +60,6 @@ func newMessage(k Kind) Message {
 		return &Reply{}
 	case KindLink:
 		return &LinkEvent{}
-	case KindDone:
-		return &Done{}
 	case OpLinkUp:
 		return &LinkUp{}
 	case OpLinkMTU:
@@ -93,7 +90,7 @@ func newMessage(k Kind) Message {
 // to the conversation around requests.
 func IsOperation(k Kind) bool {
 	switch k {
-	case KindHello, KindWelcome, KindReply, KindLink, KindDone:
+	case KindHello, KindWelcome, KindReply, KindLink:
 		return false
 	}
 	return newMessage(k) != nil
@@ -115,12 +112,6 @@ type Welcome struct {
 
 // Reply answers one request. An empty Error means the operation was done.
 type Reply struct {
-	Error string `cbor:"1,keyasint,omitempty"`
-}
-
-// Done tells the actuator that the engine has finished (one-shot mode) and
-// with what result; Error is empty on success.
-type Done struct {
 	Error string `cbor:"1,keyasint,omitempty"`
 }
 
@@ -237,7 +228,6 @@ type LeaseDrop struct {
 func (*Hello) Kind() Kind        { return KindHello }
 func (*Welcome) Kind() Kind      { return KindWelcome }
 func (*Reply) Kind() Kind        { return KindReply }
-func (*Done) Kind() Kind         { return KindDone }
 func (*LinkEvent) Kind() Kind    { return KindLink }
 func (*LinkUp) Kind() Kind       { return OpLinkUp }
 func (*LinkMTU) Kind() Kind      { return OpLinkMTU }

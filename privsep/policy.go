@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"time"
 )
 
 // Policy is a daemon's grant together with the common sense every request
@@ -29,6 +30,13 @@ type Policy struct {
 	MaxNameservers int
 	// MaxSearch bounds the search list.
 	MaxSearch int
+	// MaxLifetime bounds an address's lifetimes, so that the kernel drops
+	// the address by itself if the daemon is gone.
+	MaxLifetime uint32
+	// MaxLeases bounds the leases saved at once.
+	MaxLeases int
+	// Now is the clock that saved leases are checked against.
+	Now func() time.Time
 }
 
 // WithDefaultBounds fills the common-sense bounds DESIGN.md gives for a DHCP
@@ -55,6 +63,15 @@ func (p Policy) WithDefaultBounds() Policy {
 	if p.MaxSearch == 0 {
 		p.MaxSearch = 8
 	}
+	if p.MaxLifetime == 0 {
+		p.MaxLifetime = 366 * 24 * 3600
+	}
+	if p.MaxLeases == 0 {
+		p.MaxLeases = 16
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
 	return p
 }
 
@@ -67,19 +84,23 @@ type Guard struct {
 	ops    map[Kind]bool
 	addrs  map[string]netip.Prefix
 	routes map[routeKey]bool
+	leases map[string]bool
 }
 
+// routeKey names a route as the kernel tells routes apart: the metric
+// makes a different route.
 type routeKey struct {
-	iface string
-	dst   netip.Prefix
-	gw    netip.Addr
+	iface  string
+	dst    netip.Prefix
+	gw     netip.Addr
+	metric uint32
 }
 
-func keyOf(r Route) routeKey { return routeKey{r.Interface, r.Destination, r.Gateway} }
+func keyOf(r Route) routeKey { return routeKey{r.Interface, r.Destination, r.Gateway, r.Metric} }
 
 // NewGuard returns a Guard with an empty ledger.
 func NewGuard(p Policy) *Guard {
-	g := &Guard{policy: p, ops: map[Kind]bool{}, addrs: map[string]netip.Prefix{}, routes: map[routeKey]bool{}}
+	g := &Guard{policy: p, ops: map[Kind]bool{}, addrs: map[string]netip.Prefix{}, routes: map[routeKey]bool{}, leases: map[string]bool{}}
 	for _, k := range p.Ops {
 		g.ops[k] = true
 	}
@@ -88,6 +109,12 @@ func NewGuard(p Policy) *Guard {
 
 // Policy returns the policy the guard enforces.
 func (g *Guard) Policy() Policy { return g.policy }
+
+// ErrNotHeld is returned for the removal of an address or route the daemon
+// does not hold: there is nothing to do, and the caller answers it as done
+// without touching the host (after a restart, an engine may not know what
+// is still there).
+var ErrNotHeld = errors.New("not held by this daemon")
 
 // ErrRefused wraps every refusal, so callers can count them.
 var ErrRefused = errors.New("refused")
@@ -128,12 +155,15 @@ func (g *Guard) Check(m Message) error {
 		if m.ValidLifetime == 0 || m.PreferredLifetime > m.ValidLifetime {
 			return refuse("lifetimes valid %d preferred %d: valid must be non-zero and not below preferred", m.ValidLifetime, m.PreferredLifetime)
 		}
+		if m.ValidLifetime != forever && m.ValidLifetime > g.policy.MaxLifetime {
+			return refuse("valid lifetime %d s is over the %d s allowed: an address must expire without the daemon", m.ValidLifetime, g.policy.MaxLifetime)
+		}
 	case *AddrRemove:
 		if err := g.checkInterface(m.Interface); err != nil {
 			return err
 		}
 		if old, ok := g.addrs[m.Interface]; !ok || old != m.Address {
-			return refuse("%s on %s was not installed by this daemon", m.Address, m.Interface)
+			return fmt.Errorf("%s on %s: %w", m.Address, m.Interface, ErrNotHeld)
 		}
 	case *RouteReplace:
 		if err := g.checkRoute(m.Route); err != nil {
@@ -147,7 +177,7 @@ func (g *Guard) Check(m Message) error {
 			return err
 		}
 		if !g.routes[keyOf(m.Route)] {
-			return refuse("route to %s via %s on %s was not installed by this daemon", m.Route.Destination, m.Route.Gateway, m.Route.Interface)
+			return fmt.Errorf("route to %s via %s on %s: %w", m.Route.Destination, m.Route.Gateway, m.Route.Interface, ErrNotHeld)
 		}
 	case *ResolvConf:
 		if err := g.checkServers("nameserver", m.Nameservers, true); err != nil {
@@ -173,6 +203,9 @@ func (g *Guard) Check(m Message) error {
 			return refuse("hostname: %v", err)
 		}
 	case *LeaseSave:
+		if !g.leases[m.Lease.Interface] && len(g.leases) >= g.policy.MaxLeases {
+			return refuse("%d leases saved already, the most allowed", len(g.leases))
+		}
 		return g.checkLease(&m.Lease)
 	case *LeaseDrop:
 		return g.checkInterface(m.Interface)
@@ -189,8 +222,9 @@ func (g *Guard) Record(m Message) {
 		g.addrs[m.Interface] = m.Address
 	case *AddrRemove:
 		delete(g.addrs, m.Interface)
-		// The kernel drops routes through the removed subnet by itself;
-		// keep the ledger in step.
+		// Every route of ours carries the removed address as its source,
+		// and the kernel drops such routes with the address; keep the
+		// ledger in step.
 		for k := range g.routes {
 			if k.iface == m.Interface {
 				delete(g.routes, k)
@@ -200,6 +234,10 @@ func (g *Guard) Record(m Message) {
 		g.routes[keyOf(m.Route)] = true
 	case *RouteRemove:
 		delete(g.routes, keyOf(m.Route))
+	case *LeaseSave:
+		g.leases[m.Lease.Interface] = true
+	case *LeaseDrop:
+		delete(g.leases, m.Interface)
 	}
 }
 
@@ -296,6 +334,9 @@ func (g *Guard) checkAddress(p netip.Prefix) error {
 	return nil
 }
 
+// forever is the lifetime of an infinite lease.
+const forever = 0xffffffff
+
 // broadcastOf returns the directed broadcast address of an IPv4 prefix.
 func broadcastOf(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().As4()
@@ -320,14 +361,11 @@ func (g *Guard) checkRoute(r Route) error {
 		return refuse("route: destination %s is loopback, multicast or class E", d)
 	}
 	own, hasAddr := g.addrs[r.Interface]
-	if r.Source.IsValid() && (!hasAddr || r.Source != own.Addr()) {
-		return refuse("route: source %s is not the address this daemon holds on %s", r.Source, r.Interface)
-	}
 	if r.Metric > 1<<20 {
 		return refuse("route: metric %d is absurd", r.Metric)
 	}
 	if !r.Gateway.IsValid() {
-		return nil // on-link destination
+		return g.checkSource(r) // on-link destination
 	}
 	if err := checkUnicast(r.Gateway); err != nil {
 		return refuse("route: gateway: %v", err)
@@ -337,6 +375,15 @@ func (g *Guard) checkRoute(r Route) error {
 	}
 	if !g.onLink(r.Interface, r.Gateway) {
 		return refuse("route: gateway %s is not on-link on %s", r.Gateway, r.Interface)
+	}
+	return g.checkSource(r)
+}
+
+// checkSource requires a route to name the address held on its link as its
+// source, so that the kernel drops the route with the address.
+func (g *Guard) checkSource(r Route) error {
+	if own, ok := g.addrs[r.Interface]; !ok || r.Source != own.Addr() {
+		return refuse("route: source %v is not the address this daemon holds on %s", r.Source, r.Interface)
 	}
 	return nil
 }
@@ -362,6 +409,9 @@ func (g *Guard) checkServers(what string, list []netip.Addr, allowV6 bool) error
 		return refuse("%d %ss, at most %d", len(list), what, g.policy.MaxNameservers)
 	}
 	for _, a := range list {
+		if a.Zone() != "" {
+			return refuse("%s %s carries a zone", what, a)
+		}
 		if allowV6 && a.Is6() && !a.Is4In6() {
 			if a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() {
 				return refuse("%s %s is not a unicast address", what, a)
@@ -430,6 +480,9 @@ func (g *Guard) checkLease(l *Lease) error {
 	}
 	if l.LeaseTime == 0 || l.RenewTime > l.LeaseTime || l.RebindTime > l.LeaseTime {
 		return refuse("lease: times lease %d renew %d rebind %d are inconsistent", l.LeaseTime, l.RenewTime, l.RebindTime)
+	}
+	if now := g.policy.Now(); time.Unix(l.Acquired, 0).After(now.Add(time.Minute)) {
+		return refuse("lease: acquired at %s, in the future", time.Unix(l.Acquired, 0).UTC().Format(time.RFC3339))
 	}
 	return nil
 }

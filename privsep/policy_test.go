@@ -46,6 +46,13 @@ func polRefused(t *testing.T, g *Guard, m Message, want string) {
 		t.Errorf("%s %+v accepted", m.Kind(), m)
 		return
 	}
+	// Removing what is not held is answered as a no-op, not a refusal.
+	if want == "not held" {
+		if !errors.Is(err, ErrNotHeld) {
+			t.Errorf("%s: error %v does not wrap ErrNotHeld", m.Kind(), err)
+		}
+		return
+	}
 	if !errors.Is(err, ErrRefused) {
 		t.Errorf("%s: error %v does not wrap ErrRefused", m.Kind(), err)
 	}
@@ -55,7 +62,7 @@ func polRefused(t *testing.T, g *Guard, m Message, want string) {
 }
 
 func polRoute(dst, gw string) Route {
-	r := Route{Interface: polIface, Destination: netip.MustParsePrefix(dst)}
+	r := Route{Interface: polIface, Destination: netip.MustParsePrefix(dst), Source: polAddr.Addr()}
 	if gw != "" {
 		r.Gateway = netip.MustParseAddr(gw)
 	}
@@ -157,9 +164,9 @@ func TestGuardRefuses(t *testing.T) {
 		{"same address, other prefix length", addr(polIface, "192.0.2.10/25"), "already holds"},
 		{"valid lifetime 0", &AddrReplace{Interface: "eth1", Address: polAddr, ValidLifetime: 0}, "lifetimes"},
 		{"preferred above valid", &AddrReplace{Interface: "eth1", Address: polAddr, ValidLifetime: 10, PreferredLifetime: 11}, "lifetimes"},
-		{"remove an address not installed", &AddrRemove{Interface: polIface, Address: netip.MustParsePrefix("192.0.2.11/24")}, "not installed"},
-		{"remove from a link holding nothing", &AddrRemove{Interface: "eth1", Address: polAddr}, "not installed"},
-		{"remove a zero address from a link holding nothing", &AddrRemove{Interface: "eth1"}, "not installed"},
+		{"remove an address not installed", &AddrRemove{Interface: polIface, Address: netip.MustParsePrefix("192.0.2.11/24")}, "not held"},
+		{"remove from a link holding nothing", &AddrRemove{Interface: "eth1", Address: polAddr}, "not held"},
+		{"remove a zero address from a link holding nothing", &AddrRemove{Interface: "eth1"}, "not held"},
 
 		// Routes.
 		{"route via an off-link gateway", &RouteReplace{Route: polRoute("0.0.0.0/0", "198.51.100.1")}, "not on-link"},
@@ -176,7 +183,7 @@ func TestGuardRefuses(t *testing.T) {
 		{"route with a foreign source", &RouteReplace{Route: Route{Interface: polIface, Destination: netip.MustParsePrefix("10.0.0.0/8"), Gateway: polGW, Source: netip.MustParseAddr("192.0.2.99")}}, "source"},
 		{"route with an absurd metric", &RouteReplace{Route: Route{Interface: polIface, Destination: netip.MustParsePrefix("10.0.0.0/8"), Gateway: polGW, Metric: 1<<20 + 1}}, "metric"},
 		{"route via a gateway on a link holding nothing", &RouteReplace{Route: Route{Interface: "eth1", Destination: netip.MustParsePrefix("0.0.0.0/0"), Gateway: polGW}}, "not on-link"},
-		{"remove a route not installed", &RouteRemove{Route: polRoute("0.0.0.0/0", "192.0.2.1")}, "not installed"},
+		{"remove a route not installed", &RouteRemove{Route: polRoute("0.0.0.0/0", "192.0.2.1")}, "not held"},
 
 		// MTU.
 		{"MTU 575", &LinkMTU{Interface: polIface, MTU: 575}, "MTU 575"},
@@ -287,19 +294,23 @@ func TestGuardGrant(t *testing.T) {
 	}
 
 	// Conversation messages are never operations, even if a grant names them.
-	g = NewGuard(Policy{Daemon: "dhcp", Ops: []Kind{KindHello, KindWelcome, KindReply, KindLink, KindDone}, Interfaces: []string{"*"}}.WithDefaultBounds())
-	for _, m := range []Message{&Hello{}, &Welcome{}, &Reply{}, &LinkEvent{}, &Done{}} {
+	g = NewGuard(Policy{Daemon: "dhcp", Ops: []Kind{KindHello, KindWelcome, KindReply, KindLink}, Interfaces: []string{"*"}}.WithDefaultBounds())
+	for _, m := range []Message{&Hello{}, &Welcome{}, &Reply{}, &LinkEvent{}} {
 		polRefused(t, g, m, "not an operation")
 	}
 }
 
 func TestGuardDefaultBounds(t *testing.T) {
 	p := Policy{}.WithDefaultBounds()
-	want := Policy{PrefixMin: 8, PrefixMax: 32, MTUMin: 576, MTUMax: 9216, MaxRoutes: 64, MaxNameservers: 8, MaxSearch: 8}
+	p.Now = nil // a function: compared apart
+	want := Policy{PrefixMin: 8, PrefixMax: 32, MTUMin: 576, MTUMax: 9216, MaxRoutes: 64, MaxNameservers: 8, MaxSearch: 8, MaxLifetime: 366 * 24 * 3600, MaxLeases: 16}
 	if fmt.Sprint(p) != fmt.Sprint(want) {
 		t.Errorf("default bounds %+v, want %+v", p, want)
 	}
 	// Bounds a config sets are kept.
+	if Policy.WithDefaultBounds(Policy{}).Now == nil {
+		t.Error("no default clock")
+	}
 	p = Policy{PrefixMin: 16, PrefixMax: 30, MTUMin: 1280, MTUMax: 1500, MaxRoutes: 2, MaxNameservers: 1, MaxSearch: 1}.WithDefaultBounds()
 	if fmt.Sprint(NewGuard(p).Policy()) != fmt.Sprint(p) {
 		t.Errorf("Policy() = %+v, want %+v", NewGuard(p).Policy(), p)
@@ -321,7 +332,7 @@ func TestGuardLedger(t *testing.T) {
 		if len(g.Installed()) != 0 {
 			t.Fatal("new guard holds addresses")
 		}
-		polRefused(t, g, &AddrRemove{Interface: polIface, Address: polAddr}, "not installed")
+		polRefused(t, g, &AddrRemove{Interface: polIface, Address: polAddr}, "not held")
 		add := &AddrReplace{Interface: polIface, Address: polAddr, ValidLifetime: 60, PreferredLifetime: 60}
 		// Check alone records nothing.
 		if err := g.Check(add); err != nil {
@@ -361,7 +372,7 @@ func TestGuardLedger(t *testing.T) {
 		polDo(t, g, &RouteRemove{Route: via.Route})
 		polDo(t, g, &RouteRemove{Route: polRoute("198.51.100.0/24", "")})
 		polRefused(t, g, via, "not on-link")
-		polRefused(t, g, &RouteRemove{Route: via.Route}, "not installed")
+		polRefused(t, g, &RouteRemove{Route: via.Route}, "not held")
 	})
 	t.Run("route limit", func(t *testing.T) {
 		g := polGuardHolding(t)
@@ -385,13 +396,13 @@ func TestGuardLedger(t *testing.T) {
 		r := polRoute("0.0.0.0/0", "192.0.2.1")
 		polDo(t, g, &RouteReplace{Route: r})
 		polDo(t, g, &AddrRemove{Interface: polIface, Address: polAddr})
-		polRefused(t, g, &RouteRemove{Route: r}, "not installed")
+		polRefused(t, g, &RouteRemove{Route: r}, "not held")
 		polRefused(t, g, &RouteReplace{Route: r}, "not on-link")
 	})
 	t.Run("refused operations are not recorded by the caller", func(t *testing.T) {
 		g := polGuardHolding(t)
 		polRefused(t, g, &RouteReplace{Route: polRoute("0.0.0.0/0", "198.51.100.1")}, "not on-link")
-		polRefused(t, g, &RouteRemove{Route: polRoute("0.0.0.0/0", "198.51.100.1")}, "not installed")
+		polRefused(t, g, &RouteRemove{Route: polRoute("0.0.0.0/0", "198.51.100.1")}, "not held")
 	})
 }
 

@@ -79,11 +79,12 @@ func actuate(args []string) int {
 		log.Info("stopping; the host configuration stays")
 		os.Exit(0)
 	}()
-	go func() {
-		if err := backend.WatchLinks(ctx, a.linkChanged); err != nil && ctx.Err() == nil {
-			log.Error("link watch failed", "err", err.Error())
-		}
-	}()
+	if err := backend.WatchLinks(ctx, a.linkChanged); err != nil {
+		// Without it the engine would never hear of carrier changes.
+		log.Error("cannot watch links", "err", err.Error())
+		return 1
+	}
+	a.adoptSavedAddresses()
 
 	server := &privsep.Server{
 		Daemon:      "dhcp",
@@ -132,39 +133,65 @@ func (a *actuator) setConn(c *privsep.Conn) {
 	a.mu.Unlock()
 }
 
-// welcome gives a new engine its configuration and the saved leases.
+// adoptSavedAddresses enters in the ledger the addresses of saved leases
+// that are still on their links: they are this daemon's from before a
+// restart, and a new engine may need to remove them.
+func (a *actuator) adoptSavedAddresses() {
+	for _, l := range a.savedLeases() {
+		addrs, err := a.nl.Addrs(l.Interface)
+		if err != nil {
+			continue // the link is gone
+		}
+		for _, ai := range addrs {
+			if ai.Prefix == l.Address {
+				a.guard.Record(&privsep.AddrReplace{Interface: l.Interface, Address: l.Address})
+				a.log.Info("adopted the address of a saved lease", "interface", l.Interface, "address", l.Address)
+			}
+		}
+	}
+}
+
+// welcome gives a new engine its configuration, the saved leases and the
+// addresses held on the host.
 func (a *actuator) welcome() (*privsep.Welcome, error) {
-	b, err := privsep.MarshalValue(a.cfg.engineConfig(a.savedLeases()))
+	ec := a.cfg.engineConfig(a.savedLeases())
+	ec.Installed = a.guard.Installed()
+	b, err := privsep.MarshalValue(ec)
 	if err != nil {
 		return nil, err
 	}
 	return &privsep.Welcome{Config: b}, nil
 }
 
-// started tells a new engine about every link it may manage.
-func (a *actuator) started(conn *privsep.Conn) {
-	a.setConn(conn)
+// started tells a new engine about every link it may manage. The snapshot
+// is sent under the lock that the watch also takes, so a change the watch
+// reports later always arrives after it.
+func (a *actuator) started(conn *privsep.Conn) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.conn = conn
 	links, err := a.nl.Links()
 	if err != nil {
-		a.log.Error("cannot list links", "err", err.Error())
-		return
+		return fmt.Errorf("cannot list links: %w", err)
 	}
 	for _, l := range links {
-		a.linkChanged(l)
+		a.sendLink(l)
 	}
+	return nil
 }
 
 func (a *actuator) linkChanged(l privsep.LinkEvent) {
-	if !a.guard.OwnsInterface(l.Name) {
-		return
-	}
 	a.mu.Lock()
-	conn := a.conn
-	a.mu.Unlock()
-	if conn == nil {
+	defer a.mu.Unlock()
+	a.sendLink(l)
+}
+
+// sendLink tells the current engine about an owned link; a.mu is held.
+func (a *actuator) sendLink(l privsep.LinkEvent) {
+	if a.conn == nil || !a.guard.OwnsInterface(l.Name) {
 		return
 	}
-	if err := conn.Send(0, &l); err != nil {
+	if err := a.conn.Send(0, &l); err != nil {
 		a.log.Warn("cannot tell the engine about a link", "link", l.Name, "err", err.Error())
 	}
 }
@@ -198,6 +225,10 @@ func (a *actuator) savedLeases() []privsep.Lease {
 		if err != nil {
 			a.log.Warn("ignoring saved lease", "file", e.Name(), "err", err.Error())
 			continue
+		}
+		if len(out) == a.guard.Policy().MaxLeases {
+			a.log.Warn("ignoring saved leases beyond the limit", "limit", len(out))
+			break
 		}
 		out = append(out, l)
 	}

@@ -163,8 +163,6 @@ func TestCompromisedEngineIsRefused(t *testing.T) {
 		{&privsep.AddrReplace{Interface: "eth0", Address: mustPrefix("0.0.0.0/0"), ValidLifetime: 60, PreferredLifetime: 60}, "zero"},
 		{&privsep.AddrReplace{Interface: "eth0", Address: mustPrefix("10.0.0.5/4"), ValidLifetime: 60, PreferredLifetime: 60}, "prefix length"},
 		{&privsep.RouteReplace{Route: privsep.Route{Interface: "eth0", Destination: mustPrefix("0.0.0.0/0"), Gateway: mustAddr("192.0.2.1")}}, "not on-link"},
-		{&privsep.RouteRemove{Route: privsep.Route{Interface: "eth0", Destination: mustPrefix("0.0.0.0/0"), Gateway: mustAddr("10.0.0.1")}}, "not installed by this daemon"},
-		{&privsep.AddrRemove{Interface: "eth0", Address: mustPrefix("10.0.0.5/24")}, "not installed by this daemon"},
 		{&privsep.LinkMTU{Interface: "eth0", MTU: 100000}, "MTU"},
 		{&privsep.ResolvConf{Nameservers: []netip.Addr{mustAddr("10.0.0.1")}, Search: []string{"evil.com\nnameserver 6.6.6.6"}}, "invalid byte"},
 		{&privsep.ResolvConf{Nameservers: []netip.Addr{mustAddr("255.255.255.255")}}, "broadcast"},
@@ -174,6 +172,17 @@ func TestCompromisedEngineIsRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		c.refused(tc.m, tc.want)
+	}
+
+	// Removing what the daemon does not hold is answered as done, and
+	// nothing reaches the host.
+	for _, m := range []privsep.Message{
+		&privsep.RouteRemove{Route: privsep.Route{Interface: "eth0", Destination: mustPrefix("0.0.0.0/0"), Gateway: mustAddr("10.0.0.1")}},
+		&privsep.AddrRemove{Interface: "eth0", Address: mustPrefix("10.0.0.5/24")},
+	} {
+		if r := c.request(m).(*privsep.Reply); r.Error != "" {
+			t.Errorf("%s of what is not held: %q, want a no-op", m.Kind(), r.Error)
+		}
 	}
 
 	// Garbage, an unknown kind, an oversize datagram and a message with
@@ -227,7 +236,14 @@ func TestCompromisedEngineRouteFloodEndsSession(t *testing.T) {
 	c.request(&privsep.AddrReplace{Interface: "eth0", Address: mustPrefix("10.0.0.5/16"), ValidLifetime: 60, PreferredLifetime: 60})
 	for i := 0; i < 10000; i++ {
 		c.id++
-		r := privsep.Route{Interface: "eth0", Destination: netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), 32), Gateway: mustAddr("10.0.0.1")}
+		// Half vary the destination, half only the metric: the kernel
+		// holds each as a separate route, so each counts.
+		dst := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), 32)
+		metric := uint32(0)
+		if i%2 == 1 {
+			dst, metric = mustPrefix("172.17.0.0/16"), uint32(i)
+		}
+		r := privsep.Route{Interface: "eth0", Destination: dst, Gateway: mustAddr("10.0.0.1"), Source: mustAddr("10.0.0.5"), Metric: metric}
 		if err := c.eng.Send(c.id, &privsep.RouteReplace{Route: r}); err != nil {
 			break // the actuator hung up
 		}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -207,6 +208,10 @@ type EngineConfig struct {
 	SetHostname bool            `cbor:"10,keyasint"`
 	Leases      []privsep.Lease `cbor:"11,keyasint,omitempty"`
 	Debug       bool            `cbor:"12,keyasint"`
+	// Installed are the addresses the actuator holds on the host, by
+	// link: a restarted engine takes a saved lease for one of them as
+	// applied.
+	Installed map[string]netip.Prefix `cbor:"13,keyasint,omitempty"`
 }
 
 // engineConfig is the part of c the engine sees.

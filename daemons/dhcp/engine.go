@@ -85,8 +85,8 @@ const (
 	requestAttempts  = 4
 	rebootWait       = 10 * time.Second
 	declineWait      = 10 * time.Second
-	minRenewInterval = 4 * time.Second
-	maxMessageSize   = 1472 // an Ethernet MTU minus IP and UDP headers
+	minRenewInterval = 60 * time.Second // RFC 2131 4.4.5
+	maxMessageSize   = 1472             // an Ethernet MTU minus IP and UDP headers
 )
 
 // Client is the state machine of one interface. It performs no I/O: it is
@@ -155,6 +155,17 @@ func (c *Client) Expiry() time.Time {
 		return time.Time{}
 	}
 	return c.boundAt.Add(seconds(c.lease.LeaseTime))
+}
+
+// HoldsSaved tells the client that the address of its saved lease is still
+// on the host, applied by an engine before this one: it is the client's to
+// verify with INIT-REBOOT, and to remove if the server says no.
+func (c *Client) HoldsSaved() {
+	if c.candidate == nil {
+		return
+	}
+	c.lease, c.applied = c.candidate, true
+	c.boundAt = time.Unix(c.candidate.Acquired, 0)
 }
 
 // LinkChanged tells the client whether its link can carry traffic. Losing the
@@ -367,18 +378,17 @@ func (c *Client) leaseTimer(now time.Time) {
 			c.log.Info("rebinding", "address", l.Address)
 			c.state = StateRebinding
 			c.newExchange(now)
+			c.sent = now // the lease counts from the first REQUEST
 		}
-		c.sent = now
 		c.sendRequest(now)
-		c.deadline = now.Add(max(exp.Sub(now)/2, minRenewInterval))
-		c.deadline = minTime(c.deadline, exp)
+		c.deadline = minTime(now.Add(max(exp.Sub(now)/2, minRenewInterval)), exp)
 	case !now.Before(t1):
 		if c.state != StateRenewing {
 			c.log.Info("renewing", "address", l.Address, "server", l.Server)
 			c.state = StateRenewing
 			c.newExchange(now)
+			c.sent = now
 		}
-		c.sent = now
 		c.sendRequest(now)
 		c.deadline = minTime(now.Add(max(t2.Sub(now)/2, minRenewInterval)), t2)
 	default:
@@ -460,7 +470,13 @@ func (c *Client) handleAck(now time.Time, m *dhcpv4.DHCPv4) {
 		}
 	case StateInitReboot:
 		want = c.candidate.Address.Addr()
-	case StateRenewing, StateRebinding:
+	case StateRenewing:
+		want = c.lease.Address.Addr()
+		if l.Server != c.lease.Server {
+			c.fail("ACK from %s while renewing with %s", l.Server, c.lease.Server)
+			return
+		}
+	case StateRebinding:
 		want = c.lease.Address.Addr()
 	}
 	if want.IsValid() && l.Address.Addr() != want {

@@ -44,12 +44,10 @@ const (
 	welcomeTimeout = 10 * time.Second
 )
 
-// inbound is what the readers hand to the main loop.
+// inbound is a DHCP message the network readers hand to the main loop.
 type inbound struct {
 	ifindex int // 0: unknown (UDP), offered to every client
 	msg     *dhcpv4.DHCPv4
-	link    *privsep.LinkEvent
-	closed  error // the pipe to the actuator is gone
 }
 
 type reply struct {
@@ -69,6 +67,15 @@ type engine struct {
 	in      chan inbound
 	replies chan reply
 	nextID  uint64
+
+	// Link events have their own queue, so that a burst of broadcast
+	// traffic filling in can never hold up the reply a call waits for.
+	linkMu    sync.Mutex
+	linkQueue []privsep.LinkEvent
+	linkReady chan struct{}
+	// fatal carries the error that leaves the engine deaf: a reader
+	// that failed, or the actuator gone.
+	fatal chan error
 
 	clients map[int]*Client // by interface index
 	links   map[int]privsep.LinkEvent
@@ -133,13 +140,15 @@ func runEngine(args []string) int {
 	crand.Read(seed[:])
 	e := &engine{
 		log: log, conn: conn, packet: packet, udp: udp,
-		rnd:     rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
-		in:      make(chan inbound, 64),
-		replies: make(chan reply, 1),
-		clients: map[int]*Client{},
-		links:   map[int]privsep.LinkEvent{},
-		saved:   map[string]*privsep.Lease{},
-		written: map[privsep.Kind]string{},
+		rnd:       rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
+		in:        make(chan inbound, 64),
+		replies:   make(chan reply, 16),
+		linkReady: make(chan struct{}, 1),
+		fatal:     make(chan error, 4),
+		clients:   map[int]*Client{},
+		links:     map[int]privsep.LinkEvent{},
+		saved:     map[string]*privsep.Lease{},
+		written:   map[privsep.Kind]string{},
 	}
 	if err := e.hello(); err != nil {
 		log.Error(err.Error())
@@ -148,7 +157,7 @@ func runEngine(args []string) int {
 	if e.cfg.Debug {
 		e.log = sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, true)
 	}
-	go sdk.ServeStatus(context.Background(), status, e.snapshot)
+	go func() { e.fatal <- sdk.ServeStatus(context.Background(), status, e.snapshot) }()
 	go e.readPipe()
 	go e.readPackets()
 	go e.readUDP()
@@ -203,14 +212,20 @@ func (e *engine) readPipe() {
 			f.Close()
 		}
 		if err != nil {
-			e.in <- inbound{closed: err}
+			e.fatal <- fmt.Errorf("the actuator is gone: %w", err)
 			return
 		}
 		switch m := m.(type) {
 		case *privsep.Reply:
 			e.replies <- reply{id: id, err: m.Error}
 		case *privsep.LinkEvent:
-			e.in <- inbound{link: m}
+			e.linkMu.Lock()
+			e.linkQueue = append(e.linkQueue, *m)
+			e.linkMu.Unlock()
+			select {
+			case e.linkReady <- struct{}{}:
+			default:
+			}
 		default:
 			e.log.Warn("unexpected message from the actuator", "kind", string(m.Kind()))
 		}
@@ -220,7 +235,7 @@ func (e *engine) readPipe() {
 func (e *engine) readPackets() {
 	raw, err := e.packet.SyscallConn()
 	if err != nil {
-		e.log.Error("packet socket", "err", err.Error())
+		e.fatal <- fmt.Errorf("packet socket: %w", err)
 		return
 	}
 	buf := make([]byte, 4096)
@@ -236,7 +251,7 @@ func (e *engine) readPackets() {
 			err = rerr
 		}
 		if err != nil {
-			e.log.Error("packet socket", "err", err.Error())
+			e.fatal <- fmt.Errorf("packet socket: %w", err)
 			return
 		}
 		sll, ok := from.(*unix.SockaddrLinklayer)
@@ -262,7 +277,7 @@ func (e *engine) readUDP() {
 	for {
 		n, from, err := e.udp.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			e.log.Error("UDP socket", "err", err.Error())
+			e.fatal <- fmt.Errorf("UDP socket: %w", err)
 			return
 		}
 		if from.Port() != serverPort {
@@ -289,22 +304,24 @@ func (e *engine) run() int {
 	defer timer.Stop()
 	for {
 		if e.cfg.OneShot && e.anyBound() {
-			if err := e.call(&privsep.Done{}); err != nil {
-				e.log.Warn("the actuator did not acknowledge the end", "err", err.Error())
-			}
 			return sdk.ExitDone
 		}
 		timer.Reset(e.untilNextDeadline())
 		select {
-		case in := <-e.in:
-			if in.closed != nil {
-				e.log.Error("the actuator is gone: exiting", "err", in.closed.Error())
-				return 1
+		case err := <-e.fatal:
+			e.log.Error("exiting", "err", fmt.Sprint(err))
+			return 1
+		case <-e.linkReady:
+			e.linkMu.Lock()
+			links := e.linkQueue
+			e.linkQueue = nil
+			e.linkMu.Unlock()
+			for _, l := range links {
+				e.linkChanged(time.Now(), l)
 			}
+		case in := <-e.in:
 			now := time.Now()
 			switch {
-			case in.link != nil:
-				e.linkChanged(now, *in.link)
 			case in.ifindex != 0:
 				if c := e.clients[in.ifindex]; c != nil {
 					c.HandleMessage(now, in.msg)
@@ -328,9 +345,7 @@ func (e *engine) run() int {
 			e.act()
 			return sdk.ExitDone
 		case <-giveUp:
-			msg := fmt.Sprintf("no lease within %s", time.Duration(e.cfg.Timeout))
-			e.log.Error(msg)
-			e.call(&privsep.Done{Error: msg})
+			e.log.Error(fmt.Sprintf("no lease within %s", time.Duration(e.cfg.Timeout)))
 			return sdk.ExitGaveUp
 		}
 		e.act()
@@ -353,7 +368,7 @@ func (e *engine) untilNextDeadline() time.Duration {
 
 func (e *engine) anyBound() bool {
 	for _, c := range e.clients {
-		if c.Lease() != nil {
+		if c.State() == StateBound && c.Lease() != nil {
 			return true
 		}
 	}
@@ -393,6 +408,9 @@ func (e *engine) linkChanged(now time.Time, l privsep.LinkEvent) {
 			RouteMetric:  metric,
 			Release:      e.cfg.Release,
 		}, e.log, e.rnd, e.saved[l.Name])
+		if s := e.saved[l.Name]; s != nil && e.cfg.Installed[l.Name] == s.Address {
+			c.HoldsSaved()
+		}
 		e.clients[l.Index] = c
 		if !l.AdminUp {
 			// A link found down is brought up once; one the operator
@@ -422,7 +440,7 @@ func (e *engine) act() {
 				case Send:
 					e.send(idx, a)
 				case Apply:
-					err := e.applyAll(a.Ops)
+					err := e.applyAll(a.Ops, a.Bind)
 					if a.Bind {
 						c.Applied(time.Now(), err)
 					} else if err != nil {
@@ -447,13 +465,19 @@ func (e *engine) sortedClients() []int {
 	return idx
 }
 
-func (e *engine) applyAll(ops []privsep.Message) error {
+// applyAll performs ops in order. A bind stops at the first failure; a
+// removal goes on, so one failure does not leave the rest behind.
+func (e *engine) applyAll(ops []privsep.Message, stopOnError bool) error {
+	var errs []error
 	for _, op := range ops {
 		if err := e.call(op); err != nil {
-			return fmt.Errorf("%s: %w", op.Kind(), err)
+			errs = append(errs, fmt.Errorf("%s: %w", op.Kind(), err))
+			if stopOnError {
+				break
+			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // call sends one request and waits for its reply.

@@ -49,8 +49,9 @@ func actuatorCaps(c *Config) []sandbox.Cap {
 // supervisorCaps are what the supervisor needs to start the engine as
 // another user with nothing (setuid, setgid, dropping the bounding set), to
 // signal it, and the actuator's, which it can only pass on if it holds them
-// itself. Its seccomp filter leaves it no socket and no ioctl to use the
-// network capabilities with.
+// itself. Its own seccomp filter must allow what its children's allow
+// (filters are inherited), so what keeps it from using them is that it
+// reads nothing untrusted: it only starts, waits for and signals children.
 func supervisorCaps(c *Config) []sandbox.Cap {
 	return append([]sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}, actuatorCaps(c)...)
 }

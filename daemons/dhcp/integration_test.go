@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,32 +40,32 @@ func binary(t *testing.T) string {
 	return builtBinary(t)
 }
 
-var buildOnce = struct {
+// built is the binary built once for every test that needs it (parallel
+// subtests among them).
+var built struct {
+	once sync.Once
 	path string
 	err  error
-	done bool
-}{}
+}
 
 func builtBinary(t *testing.T) string {
 	t.Helper()
-	if !buildOnce.done {
-		buildOnce.done = true
+	built.once.Do(func() {
 		dir, err := os.MkdirTemp("", "dyad-dhcp-bin-")
-		if err == nil {
-			buildOnce.path = filepath.Join(dir, "dyad-dhcp")
-			cmd := exec.Command("go", "build", "-o", buildOnce.path, "github.com/dyad-project/dyad/daemons/dhcp/cmd/dyad-dhcp")
-			var out []byte
-			out, err = cmd.CombinedOutput()
-			if err != nil {
-				err = fmt.Errorf("%v\n%s", err, out)
-			}
+		if err != nil {
+			built.err = err
+			return
 		}
-		buildOnce.err = err
+		built.path = filepath.Join(dir, "dyad-dhcp")
+		out, err := exec.Command("go", "build", "-o", built.path, "github.com/dyad-project/dyad/daemons/dhcp/cmd/dyad-dhcp").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("building dyad-dhcp: %v", built.err)
 	}
-	if buildOnce.err != nil {
-		t.Fatalf("building dyad-dhcp: %v", buildOnce.err)
-	}
-	return buildOnce.path
+	return built.path
 }
 
 // client is one run of dyad-dhcp with its paths in a temporary directory.

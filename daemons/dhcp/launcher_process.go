@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -89,6 +90,11 @@ func supervise(args []string) int {
 		EngineFiles:  files,
 		EngineUID:    cfg.EngineUID,
 		EngineGID:    cfg.EngineGID,
+	}
+	if cfg.OneShot {
+		// The engine's own timer restarts with each engine; this one
+		// bounds the whole boot step however often it crashes.
+		s.Deadline = time.Now().Add(cfg.Timeout)
 	}
 	code := s.Run()
 	if code != 0 && cfg.OneShot {

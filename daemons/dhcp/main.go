@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -39,6 +40,14 @@ func status(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dyad-dhcp:", err)
 		return 1
 	}
-	stdout.Write(b)
+	// The document comes from the unprivileged engine: print it only as
+	// re-encoded JSON, which escapes control bytes, never as it came.
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		fmt.Fprintln(stderr, "dyad-dhcp: status: not JSON:", err)
+		return 1
+	}
+	out, _ := json.MarshalIndent(doc, "", "  ")
+	fmt.Fprintf(stdout, "%s\n", out)
 	return 0
 }

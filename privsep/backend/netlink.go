@@ -194,11 +194,27 @@ func (n *Netlink) Addrs(name string) ([]AddrInfo, error) {
 // ReplaceRoute installs a route in the main table, tagged proto dhcp. A
 // zero Gateway makes the destination on-link (scope link); a valid Source
 // becomes the preferred source address; Metric is the route's priority.
-// A route with the same destination and metric is replaced.
+// A route with the same destination and metric is replaced only if it is
+// one of ours: the kernel's replace matches on destination and metric
+// alone, whatever the link, and would otherwise overwrite the operator's
+// routes or another link's.
 func (n *Netlink) ReplaceRoute(r privsep.Route) error {
 	nr, err := n.route(r)
 	if err != nil {
 		return err
+	}
+	existing, err := dump(func() ([]netlink.Route, error) {
+		return n.h.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_MAIN, Dst: nr.Dst},
+			netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+	})
+	if err != nil {
+		return fmt.Errorf("backend: %s: list routes to %s: %w", r.Interface, r.Destination, err)
+	}
+	for _, e := range existing {
+		if e.Priority == nr.Priority && (e.Protocol != protoDHCP || e.LinkIndex != nr.LinkIndex) {
+			return fmt.Errorf("backend: %s: route %s would replace a route this daemon does not own (proto %d, link %d)",
+				r.Interface, routeString(r), e.Protocol, e.LinkIndex)
+		}
 	}
 	if err := n.h.RouteReplace(nr); err != nil {
 		return fmt.Errorf("backend: %s: replace route %s: %w", r.Interface, routeString(r), err)
