@@ -31,12 +31,13 @@ import (
 // through the sockets the launcher opened for it. It drives one Client per
 // link and asks the actuator for every host change.
 
-// Descriptors of the engine, in order from 3.
+// Descriptors of the engine, from 3: the pipe, the UDP socket, the status
+// listener, then a packet socket per link.
 const (
 	efdPipe = 3 + iota
-	efdPacket
 	efdUDP
 	efdStatus
+	efdFirstPacket
 )
 
 const (
@@ -61,8 +62,8 @@ type engine struct {
 	conn *privsep.Conn
 	rnd  *rand.Rand
 
-	packet *os.File
-	udp    *net.UDPConn
+	packets map[int]*os.File // by interface index
+	udp     *net.UDPConn
 
 	in      chan inbound
 	replies chan reply
@@ -98,14 +99,18 @@ func runEngine(args []string) int {
 	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, cfg.Debug)
 	_ = time.Now().Local() // load the zone before landlock hides it
 
-	for _, fd := range []int{efdPipe, efdPacket, efdUDP, efdStatus} {
+	for _, fd := range []int{efdPipe, efdUDP, efdStatus} {
 		if err := unix.SetNonblock(fd, true); err != nil {
 			log.Error("missing descriptor from the supervisor", "fd", fd, "err", err.Error())
 			return sdk.ExitGaveUp
 		}
 	}
+	packets, err := linkSockets()
+	if err != nil {
+		log.Error(err.Error())
+		return sdk.ExitGaveUp
+	}
 	pipe := os.NewFile(efdPipe, "pipe")
-	packet := os.NewFile(efdPacket, "packet")
 	udpFile := os.NewFile(efdUDP, "udp")
 	status := os.NewFile(efdStatus, "status")
 
@@ -139,7 +144,7 @@ func runEngine(args []string) int {
 	var seed [16]byte
 	crand.Read(seed[:])
 	e := &engine{
-		log: log, conn: conn, packet: packet, udp: udp,
+		log: log, conn: conn, packets: packets, udp: udp,
 		rnd:       rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
 		in:        make(chan inbound, 64),
 		replies:   make(chan reply, 16),
@@ -159,7 +164,9 @@ func runEngine(args []string) int {
 	}
 	go func() { e.fatal <- sdk.ServeStatus(context.Background(), status, e.snapshot) }()
 	go e.readPipe()
-	go e.readPackets()
+	for idx, f := range e.packets {
+		go e.readPackets(idx, f)
+	}
 	go e.readUDP()
 	return e.run()
 }
@@ -232,8 +239,32 @@ func (e *engine) readPipe() {
 	}
 }
 
-func (e *engine) readPackets() {
-	raw, err := e.packet.SyscallConn()
+// linkSockets takes the inherited packet sockets and learns from each the
+// link it is bound to.
+func linkSockets() (map[int]*os.File, error) {
+	out := map[int]*os.File{}
+	for fd := efdFirstPacket; fd < efdFirstPacket+maxLinks; fd++ {
+		sa, err := unix.Getsockname(fd)
+		if errors.Is(err, unix.EBADF) {
+			break
+		}
+		sll, ok := sa.(*unix.SockaddrLinklayer)
+		if err != nil || !ok || sll.Ifindex == 0 {
+			return nil, fmt.Errorf("descriptor %d is not a packet socket bound to a link", fd)
+		}
+		if err := unix.SetNonblock(fd, true); err != nil {
+			return nil, fmt.Errorf("descriptor %d: %w", fd, err)
+		}
+		out[sll.Ifindex] = os.NewFile(uintptr(fd), "packet")
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no packet socket from the supervisor")
+	}
+	return out, nil
+}
+
+func (e *engine) readPackets(ifindex int, f *os.File) {
+	raw, err := f.SyscallConn()
 	if err != nil {
 		e.fatal <- fmt.Errorf("packet socket: %w", err)
 		return
@@ -268,7 +299,7 @@ func (e *engine) readPackets() {
 			e.log.Debug("dropped DHCP message", "from", f.SrcIP, "err", err.Error())
 			continue
 		}
-		e.in <- inbound{ifindex: sll.Ifindex, msg: m}
+		e.in <- inbound{ifindex: ifindex, msg: m}
 	}
 }
 
@@ -391,6 +422,10 @@ func (e *engine) linkChanged(now time.Time, l privsep.LinkEvent) {
 	if c == nil {
 		if len(l.HardwareAddr) != 6 {
 			e.log.Debug("skipping a link without an Ethernet address", "interface", l.Name)
+			return
+		}
+		if e.packets[l.Index] == nil {
+			e.log.Warn("skipping a link that appeared after start: it has no packet socket", "interface", l.Name)
 			return
 		}
 		metric := e.cfg.RouteMetric
@@ -518,7 +553,12 @@ func (e *engine) send(ifindex int, s Send) {
 		e.log.Error(err.Error())
 		return
 	}
-	raw, err := e.packet.SyscallConn()
+	f := e.packets[ifindex]
+	if f == nil {
+		e.log.Warn("no packet socket for the link", "interface", ifindex)
+		return
+	}
+	raw, err := f.SyscallConn()
 	if err != nil {
 		e.log.Error(err.Error())
 		return

@@ -386,7 +386,10 @@ func TestRestartAfterSIGKILLKeepsAddress(t *testing.T) {
 		}
 		mark := srv.Mark()
 		c.start(t)
-		c.waitLog(t, `msg=bound`, 20*time.Second)
+		// The new actuator adopts the address of the saved lease, so the
+		// engine extends a lease it holds rather than binding anew.
+		c.waitLog(t, `msg="lease extended"`, 20*time.Second)
+		c.waitLog(t, "adopted the address of a saved lease", time.Second)
 		if strings.Contains(string(c.Output()), "type=DISCOVER") || strings.Contains(string(srv.Output())[mark:], "DHCPDISCOVER") {
 			t.Errorf("a DISCOVER was sent; INIT-REBOOT should have asked for the address directly")
 		}
@@ -414,7 +417,7 @@ func TestEngineRestartKeepsAddress(t *testing.T) {
 		if !c.WaitLogAfter(mark, "engine exited: restarting", 10*time.Second) {
 			t.Fatalf("the supervisor did not restart the engine:\n%s", c.Output())
 		}
-		if !c.WaitLogAfter(mark, `msg=bound`, 30*time.Second) {
+		if !c.WaitLogAfter(mark, `msg="lease extended"`, 30*time.Second) {
 			t.Fatalf("the new engine did not take the lease over:\n%s", c.Output())
 		}
 		if a := c.addr(t).Prefix; a != first {

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/privsep/backend"
 	"github.com/dyad-project/dyad/privsep/sandbox"
 	"github.com/dyad-project/dyad/sdk"
 )
@@ -18,12 +20,16 @@ import (
 // supervisor, which keeps only the capabilities needed to start the
 // actuator and the engine. Neither reads a byte from the network.
 
-// Descriptors the supervisor inherits from the launcher, in order from 3,
-// and passes on to the engine after the pipe.
+// Descriptors the supervisor inherits from the launcher, from 3, and
+// passes on to the engine after the pipe: the UDP socket, the status
+// listener, then one packet socket per managed link.
 const (
-	fdPacket = 3 + iota
-	fdUDP
+	fdUDP = 3 + iota
 	fdStatus
+	fdFirstPacket
+
+	// maxLinks bounds the links one daemon manages.
+	maxLinks = 32
 )
 
 func launch(args []string) int {
@@ -49,7 +55,7 @@ func launch(args []string) int {
 			return fail(fmt.Errorf("NTP list directory: %w", err))
 		}
 	}
-	packet, err := openPacketSocket()
+	packets, err := openLinkSockets(cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -62,7 +68,7 @@ func launch(args []string) int {
 		return fail(err)
 	}
 	err = sandbox.ExecStage(append([]string{sdk.Argv0("dyad-dhcp", sdk.StageSupervisor)}, args...),
-		os.Environ(), supervisorCaps(cfg), []*os.File{packet, udp, status})
+		os.Environ(), supervisorCaps(cfg), append([]*os.File{udp, status}, packets...))
 	return fail(fmt.Errorf("exec supervisor: %w", err))
 }
 
@@ -73,11 +79,7 @@ func supervise(args []string) int {
 		return 2
 	}
 	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageSupervisor, cfg.Debug)
-	files := []*os.File{
-		os.NewFile(fdPacket, "packet"),
-		os.NewFile(fdUDP, "udp"),
-		os.NewFile(fdStatus, "status"),
-	}
+	files := append([]*os.File{os.NewFile(fdUDP, "udp"), os.NewFile(fdStatus, "status")}, inheritedFiles(fdFirstPacket, "packet")...)
 	if err := sandbox.Confine(sandbox.Profile{Name: "supervisor", Syscalls: sandbox.SupervisorSyscalls(sandbox.ActuatorSyscalls(), sandbox.EngineSyscalls())}); err != nil {
 		log.Error("cannot confine the supervisor", "err", err.Error())
 		return 1
@@ -103,11 +105,67 @@ func supervise(args []string) int {
 	return code
 }
 
-// openPacketSocket opens the engine's view of the links: an AF_PACKET
-// socket on every interface that sees only IPv4/UDP datagrams to port 68,
-// through a filter the engine cannot detach. The socket receives nothing
-// until the filter is in place, so no unfiltered frame is ever queued.
-func openPacketSocket() (*os.File, error) {
+// openLinkSockets opens a packet socket for each link the configuration
+// names that exists now. Links that appear later are not managed: opening
+// their sockets would need CAP_NET_RAW, which no process keeps.
+func openLinkSockets(cfg *Config) ([]*os.File, error) {
+	nl, err := backend.NewNetlink()
+	if err != nil {
+		return nil, err
+	}
+	defer nl.Close()
+	links, err := nl.Links()
+	if err != nil {
+		return nil, err
+	}
+	guard := privsep.NewGuard(grant(cfg))
+	var files []*os.File
+	for _, l := range links {
+		if !guard.OwnsInterface(l.Name) || len(l.HardwareAddr) != 6 {
+			continue
+		}
+		if len(files) == maxLinks {
+			closeFiles(files)
+			return nil, fmt.Errorf("more than %d links match %v", maxLinks, cfg.Interfaces)
+		}
+		f, err := openPacketSocket(l.Index)
+		if err != nil {
+			closeFiles(files)
+			return nil, fmt.Errorf("%s: %w", l.Name, err)
+		}
+		files = append(files, f)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no Ethernet link matches %v", cfg.Interfaces)
+	}
+	return files, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// inheritedFiles wraps the descriptors from first up to the first one that
+// is not open, bounded by maxLinks.
+func inheritedFiles(first int, name string) []*os.File {
+	var out []*os.File
+	for fd := first; fd < first+maxLinks; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			break
+		}
+		out = append(out, os.NewFile(uintptr(fd), name))
+	}
+	return out
+}
+
+// openPacketSocket opens the engine's view of one link: an AF_PACKET
+// socket bound to it that sees only IPv4/UDP datagrams to port 68, through
+// a filter the engine cannot detach. The socket receives nothing until the
+// filter is in place, so no unfiltered frame is ever queued; and bound to
+// the link, it cannot send on any other.
+func openPacketSocket(ifindex int) (*os.File, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("packet socket: %w", err)
@@ -123,7 +181,7 @@ func openPacketSocket() (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("packet socket: lock filter: %w", err)
 	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP)}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifindex}); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("packet socket: bind: %w", err)
 	}
