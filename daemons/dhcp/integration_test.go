@@ -625,3 +625,44 @@ func TestCarrierLossThenInitReboot(t *testing.T) {
 		}
 	})
 }
+
+func TestStopKeepsOrReleases(t *testing.T) {
+	for _, release := range []bool{false, true} {
+		t.Run(fmt.Sprintf("release=%v", release), func(t *testing.T) {
+			t.Parallel()
+			n := testnet.NewNet(t)
+			srv := testnet.StartDnsmasq(t, n, n.DefaultOptions())
+			c := newClient(t, n)
+			if release {
+				c.start(t, "--release")
+			} else {
+				c.start(t)
+			}
+			c.waitLog(t, `msg=bound`, 20*time.Second)
+			held := c.addr(t).Prefix
+			mark := srv.Mark()
+			if err := c.Stop(); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+			if code := c.ExitCode(); code != 0 {
+				t.Errorf("exit status %d after SIGTERM, want 0:\n%s", code, c.Output())
+			}
+			addrs := n.Addrs(t, n.Client, n.ClientIf)
+			if !release {
+				if len(addrs) != 1 || addrs[0] != held {
+					t.Errorf("addresses %v after a plain stop, want %s kept", addrs, held)
+				}
+				return
+			}
+			if len(addrs) != 0 {
+				t.Errorf("addresses %v after a stop with --release, want none", addrs)
+			}
+			if !srv.WaitLogAfter(mark, "DHCPRELEASE", 5*time.Second) {
+				t.Errorf("the server saw no DHCPRELEASE:\n%s", srv.Output())
+			}
+			if _, err := os.Stat(filepath.Join(c.state, n.ClientIf+".lease")); err == nil {
+				t.Errorf("the saved lease outlived the release")
+			}
+		})
+	}
+}

@@ -26,6 +26,18 @@ type Profile struct {
 	// ErrSeccompUnsupported or ErrLandlockUnsupported.
 	AllowNoSeccomp  bool
 	AllowNoLandlock bool
+
+	// Warn, if set, receives the line saying that one of those was used:
+	// a degraded sandbox is never silent.
+	Warn func(msg string)
+}
+
+func (p Profile) warn(msg string) {
+	if p.Warn != nil {
+		p.Warn(msg)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "sandbox: WARNING:", msg)
 }
 
 // Confine confines the calling process, all its threads, to p: it checks
@@ -59,7 +71,7 @@ func Confine(p Profile) error {
 			return fail(err)
 		}
 	case errors.Is(err, ErrSeccompUnsupported) && p.AllowNoSeccomp:
-		// the operator accepted it explicitly
+		p.warn(name + ": running WITHOUT seccomp, as the operator allowed: " + err.Error())
 	default:
 		return fail(err)
 	}
@@ -68,6 +80,7 @@ func Confine(p Profile) error {
 	}
 	if _, err := landlockABI(); err != nil {
 		if errors.Is(err, ErrLandlockUnsupported) && p.AllowNoLandlock {
+			p.warn(name + ": running WITHOUT landlock, as the operator allowed: " + err.Error())
 			return nil
 		}
 		return fail(err)
