@@ -21,6 +21,9 @@ const (
 	// ExitGaveUp: the engine will not succeed by being restarted (one-shot
 	// timeout, configuration the engine refuses).
 	ExitGaveUp = 3
+	// ExitTimeout: a one-shot engine ran out of time; the daemon exits
+	// with it too.
+	ExitTimeout = 4
 )
 
 // Supervisor starts the actuator and the engine and keeps the engine
@@ -28,8 +31,10 @@ const (
 type Supervisor struct {
 	Name string
 	Log  *slog.Logger
-	// Args follow argv[0] for the actuator and the engine.
-	Args []string
+	// ActuatorArgs and EngineArgs follow argv[0] for each. The engine's
+	// carry no path: it reads no file, and gets its configuration from the
+	// actuator.
+	ActuatorArgs, EngineArgs []string
 	// ActuatorCaps is the actuator's grant of capabilities.
 	ActuatorCaps []sandbox.Cap
 	// ActuatorFiles and EngineFiles are passed after the control channel
@@ -62,7 +67,7 @@ func (s *Supervisor) Run() int {
 		return 1
 	}
 	actuator, err := sandbox.Start(sandbox.Child{
-		Args:   append([]string{Argv0(s.Name, StageActuator)}, s.Args...),
+		Args:   append([]string{Argv0(s.Name, StageActuator)}, s.ActuatorArgs...),
 		Files:  append([]*os.File{ctlAct.File()}, s.ActuatorFiles...),
 		Stderr: os.Stderr, Stdout: os.Stdout,
 		Keep: s.ActuatorCaps,
@@ -129,6 +134,8 @@ func (s *Supervisor) Run() int {
 			return s.stop(nil, actuator, 0)
 		case ExitGaveUp:
 			return s.stop(nil, actuator, 1)
+		case ExitTimeout:
+			return s.stop(nil, actuator, ExitTimeout)
 		}
 		if time.Since(began) > stableRun {
 			delay = minRestartDelay
@@ -160,7 +167,7 @@ func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, error) {
 		return nil, err
 	}
 	return sandbox.Start(sandbox.Child{
-		Args:       append([]string{Argv0(s.Name, StageEngine)}, s.Args...),
+		Args:       append([]string{Argv0(s.Name, StageEngine)}, s.EngineArgs...),
 		Files:      append([]*os.File{eng.File()}, s.EngineFiles...),
 		Stderr:     os.Stderr,
 		Stdout:     os.Stdout,

@@ -58,6 +58,7 @@ func actuate(args []string) int {
 		Syscalls:        sandbox.ActuatorSyscalls(),
 		Landlock:        &sandbox.Landlock{ReadWrite: writable},
 		AllowNoLandlock: cfg.AllowNoLandlock,
+		Warn:            func(msg string) { log.Warn(msg) },
 	}); err != nil {
 		log.Error("cannot confine the actuator", "err", err.Error())
 		return 1

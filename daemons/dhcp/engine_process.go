@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 	"os/signal"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -90,13 +92,29 @@ type engine struct {
 	status   engineStatus
 }
 
+// engineArgs are the engine's command line: only what it needs before the
+// actuator's Welcome, since it reads no file.
+func engineArgs(cfg *Config, links int) []string {
+	args := []string{"--links", strconv.Itoa(links)}
+	if cfg.Debug {
+		args = append(args, "-d")
+	}
+	if cfg.AllowNoLandlock {
+		args = append(args, "--allow-no-landlock")
+	}
+	return args
+}
+
 func runEngine(args []string) int {
-	cfg, err := ParseArgs(args, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+	fs := flag.NewFlagSet("dyad-dhcp: engine", flag.ContinueOnError)
+	debug := fs.Bool("d", false, "")
+	allowNoLandlock := fs.Bool("allow-no-landlock", false, "")
+	links := fs.Int("links", 0, "")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *links < 1 || *links > maxLinks {
+		fmt.Fprintln(os.Stderr, "dyad-dhcp: engine: bad arguments from the supervisor:", args)
 		return sdk.ExitGaveUp
 	}
-	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, cfg.Debug)
+	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, *debug)
 	_ = time.Now().Local() // load the zone before landlock hides it
 
 	for _, fd := range []int{efdPipe, efdUDP, efdStatus} {
@@ -105,7 +123,7 @@ func runEngine(args []string) int {
 			return sdk.ExitGaveUp
 		}
 	}
-	packets, err := linkSockets()
+	packets, err := linkSockets(*links)
 	if err != nil {
 		log.Error(err.Error())
 		return sdk.ExitGaveUp
@@ -119,7 +137,8 @@ func runEngine(args []string) int {
 		Syscalls:           sandbox.EngineSyscalls(),
 		Landlock:           &sandbox.Landlock{},
 		ExpectUnprivileged: true,
-		AllowNoLandlock:    cfg.AllowNoLandlock,
+		AllowNoLandlock:    *allowNoLandlock,
+		Warn:               func(msg string) { log.Warn(msg) },
 	}); err != nil {
 		log.Error("cannot confine the engine", "err", err.Error())
 		return sdk.ExitGaveUp
@@ -241,13 +260,10 @@ func (e *engine) readPipe() {
 
 // linkSockets takes the inherited packet sockets and learns from each the
 // link it is bound to.
-func linkSockets() (map[int]*os.File, error) {
+func linkSockets(n int) (map[int]*os.File, error) {
 	out := map[int]*os.File{}
-	for fd := efdFirstPacket; fd < efdFirstPacket+maxLinks; fd++ {
+	for fd := efdFirstPacket; fd < efdFirstPacket+n; fd++ {
 		sa, err := unix.Getsockname(fd)
-		if errors.Is(err, unix.EBADF) {
-			break
-		}
 		sll, ok := sa.(*unix.SockaddrLinklayer)
 		if err != nil || !ok || sll.Ifindex == 0 {
 			return nil, fmt.Errorf("descriptor %d is not a packet socket bound to a link", fd)
@@ -256,9 +272,6 @@ func linkSockets() (map[int]*os.File, error) {
 			return nil, fmt.Errorf("descriptor %d: %w", fd, err)
 		}
 		out[sll.Ifindex] = os.NewFile(uintptr(fd), "packet")
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no packet socket from the supervisor")
 	}
 	return out, nil
 }
@@ -377,7 +390,7 @@ func (e *engine) run() int {
 			return sdk.ExitDone
 		case <-giveUp:
 			e.log.Error(fmt.Sprintf("no lease within %s", time.Duration(e.cfg.Timeout)))
-			return sdk.ExitGaveUp
+			return sdk.ExitTimeout
 		}
 		e.act()
 		e.updateStatus()

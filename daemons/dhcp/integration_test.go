@@ -666,3 +666,58 @@ func TestStopKeepsOrReleases(t *testing.T) {
 		})
 	}
 }
+
+// writeConfig writes a dyad-dhcp configuration file for a test.
+func writeConfig(t *testing.T, c *client, yaml string) string {
+	t.Helper()
+	path := filepath.Join(c.dir, "dhcp.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestRapidCommit(t *testing.T) {
+	n := testnet.NewNet(t)
+	o := n.DefaultOptions()
+	o.RapidCommit = true
+	srv := testnet.StartDnsmasq(t, n, o)
+	c := newClient(t, n)
+	conf := writeConfig(t, c, "rapid_commit: true\n")
+	args := append(c.args(), "-f", conf, "-1", "-t", "20", n.ClientIf) // the last -f wins
+	if out, err := n.Run(t, n.Client, binary(t), args...); err != nil {
+		t.Fatalf("dyad-dhcp -1: %v\n%s", err, out)
+	}
+	c.addr(t)
+	log := srv.Log()
+	if strings.Contains(log, "DHCPOFFER") || strings.Contains(log, "DHCPREQUEST") {
+		t.Errorf("an OFFER/REQUEST exchange took place; rapid commit should go from DISCOVER to ACK:\n%s", log)
+	}
+	if !strings.Contains(log, "DHCPACK") {
+		t.Errorf("no ACK in the server's log:\n%s", log)
+	}
+}
+
+// TestHostname sends a host name to the server and, when configured,
+// applies the one the server hands back. The test binary runs in its own
+// UTS namespace (testnet.Isolate), so the host's name is never touched.
+func TestHostname(t *testing.T) {
+	n := testnet.NewNet(t)
+	o := n.DefaultOptions()
+	o.Hostname = "leased-name"
+	srv := testnet.StartDnsmasq(t, n, o)
+	c := newClient(t, n)
+	conf := writeConfig(t, c, "hostname: sent-name\napply_hostname: true\n")
+	args := append(c.args(), "-f", conf, "-1", "-t", "20", n.ClientIf)
+	before, _ := os.Hostname()
+	t.Cleanup(func() { exec.Command("hostname", before).Run() })
+	if out, err := n.Run(t, n.Client, binary(t), args...); err != nil {
+		t.Fatalf("dyad-dhcp -1: %v\n%s", err, out)
+	}
+	if !strings.Contains(srv.Log(), "sent-name") {
+		t.Errorf("the server did not see the host name sent:\n%s", srv.Log())
+	}
+	if got, _ := os.Hostname(); got != "leased-name" {
+		t.Errorf("host name %q, want the leased %q", got, "leased-name")
+	}
+}

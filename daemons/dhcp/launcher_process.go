@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -30,6 +31,8 @@ const (
 
 	// maxLinks bounds the links one daemon manages.
 	maxLinks = 32
+	// linksEnv tells the supervisor how many link sockets follow.
+	linksEnv = "DYAD_DHCP_LINKS"
 )
 
 func launch(args []string) int {
@@ -68,7 +71,7 @@ func launch(args []string) int {
 		return fail(err)
 	}
 	err = sandbox.ExecStage(append([]string{sdk.Argv0("dyad-dhcp", sdk.StageSupervisor)}, args...),
-		os.Environ(), supervisorCaps(cfg), append([]*os.File{udp, status}, packets...))
+		append(os.Environ(), fmt.Sprintf("%s=%d", linksEnv, len(packets))), supervisorCaps(cfg), append([]*os.File{udp, status}, packets...))
 	return fail(fmt.Errorf("exec supervisor: %w", err))
 }
 
@@ -79,7 +82,15 @@ func supervise(args []string) int {
 		return 2
 	}
 	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageSupervisor, cfg.Debug)
-	files := append([]*os.File{os.NewFile(fdUDP, "udp"), os.NewFile(fdStatus, "status")}, inheritedFiles(fdFirstPacket, "packet")...)
+	links, err := strconv.Atoi(os.Getenv(linksEnv))
+	if err != nil || links < 1 || links > maxLinks {
+		log.Error("the launcher passed no link sockets", linksEnv, os.Getenv(linksEnv))
+		return 1
+	}
+	files := []*os.File{os.NewFile(fdUDP, "udp"), os.NewFile(fdStatus, "status")}
+	for i := range links {
+		files = append(files, os.NewFile(uintptr(fdFirstPacket+i), "packet"))
+	}
 	if err := sandbox.Confine(sandbox.Profile{Name: "supervisor", Syscalls: sandbox.SupervisorSyscalls(sandbox.ActuatorSyscalls(), sandbox.EngineSyscalls())}); err != nil {
 		log.Error("cannot confine the supervisor", "err", err.Error())
 		return 1
@@ -87,7 +98,8 @@ func supervise(args []string) int {
 	s := &sdk.Supervisor{
 		Name:         "dyad-dhcp",
 		Log:          log,
-		Args:         args,
+		ActuatorArgs: args,
+		EngineArgs:   engineArgs(cfg, links),
 		ActuatorCaps: actuatorCaps(cfg),
 		EngineFiles:  files,
 		EngineUID:    cfg.EngineUID,
@@ -99,7 +111,7 @@ func supervise(args []string) int {
 		s.Deadline = time.Now().Add(cfg.Timeout)
 	}
 	code := s.Run()
-	if code != 0 && cfg.OneShot {
+	if code == sdk.ExitTimeout || code != 0 && time.Now().After(s.Deadline) && cfg.OneShot {
 		fmt.Fprintf(os.Stderr, "dyad-dhcp: no lease within %s\n", cfg.Timeout)
 	}
 	return code
@@ -145,19 +157,6 @@ func closeFiles(files []*os.File) {
 	for _, f := range files {
 		f.Close()
 	}
-}
-
-// inheritedFiles wraps the descriptors from first up to the first one that
-// is not open, bounded by maxLinks.
-func inheritedFiles(first int, name string) []*os.File {
-	var out []*os.File
-	for fd := first; fd < first+maxLinks; fd++ {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			break
-		}
-		out = append(out, os.NewFile(uintptr(fd), name))
-	}
-	return out
 }
 
 // openPacketSocket opens the engine's view of one link: an AF_PACKET
