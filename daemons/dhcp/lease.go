@@ -21,6 +21,8 @@ const (
 	maxSearch   = 8
 	maxRoutes   = 64
 	infiniteLft = 0xffffffff
+	// maxLeaseTime is privsep.Policy's default MaxLifetime.
+	maxLeaseTime = 366 * 24 * 3600
 )
 
 // interpretLease turns a server's OFFER or ACK into a lease. It fails only
@@ -63,6 +65,12 @@ func interpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Leas
 	}
 	if lt == 0 {
 		return l, nil, errors.New("lease time 0")
+	}
+	if lt != infiniteLft && lt > maxLeaseTime {
+		// The actuator caps finite lifetimes so that an address always
+		// expires without the daemon; a year is renewed well within it.
+		warn = append(warn, fmt.Sprintf("lease time %d s shortened to %d s", lt, maxLeaseTime))
+		lt = maxLeaseTime
 	}
 	l.LeaseTime = lt
 	l.RenewTime, l.RebindTime = lt/2, uint32(uint64(lt)*7/8)
