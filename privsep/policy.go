@@ -287,7 +287,7 @@ func CheckInterfaceName(name string) error {
 }
 
 // checkUnicast refuses what no DHCP server may hand out as a host address.
-func checkUnicast(a netip.Addr) error {
+func CheckUnicast(a netip.Addr) error {
 	switch {
 	case !a.IsValid():
 		return errors.New("missing address")
@@ -310,25 +310,35 @@ func checkUnicast(a netip.Addr) error {
 }
 
 func (g *Guard) checkAddress(p netip.Prefix) error {
-	if !p.IsValid() {
-		return refuse("address: missing or invalid prefix")
-	}
-	a := p.Addr()
-	if err := checkUnicast(a); err != nil {
-		return refuse("address: %v", err)
-	}
-	if a.IsLinkLocalUnicast() {
-		return refuse("address: %s is link-local", a)
+	if err := CheckHostAddress(p); err != nil {
+		return refuse("%v", err)
 	}
 	if b := p.Bits(); b < g.policy.PrefixMin || b > g.policy.PrefixMax {
 		return refuse("address %s: prefix length %d outside %d..%d", p, b, g.policy.PrefixMin, g.policy.PrefixMax)
 	}
+	return nil
+}
+
+// CheckHostAddress refuses an address and prefix that no host may take:
+// not unicast, link-local, or the network or broadcast address of its
+// subnet.
+func CheckHostAddress(p netip.Prefix) error {
+	if !p.IsValid() {
+		return errors.New("address: missing or invalid prefix")
+	}
+	a := p.Addr()
+	if err := CheckUnicast(a); err != nil {
+		return fmt.Errorf("address: %w", err)
+	}
+	if a.IsLinkLocalUnicast() {
+		return fmt.Errorf("address: %s is link-local", a)
+	}
 	if p.Bits() <= 30 {
 		if a == p.Masked().Addr() {
-			return refuse("address %s is the network address of its subnet", p)
+			return fmt.Errorf("address %s is the network address of its subnet", p)
 		}
 		if a == broadcastOf(p) {
-			return refuse("address %s is the broadcast address of its subnet", p)
+			return fmt.Errorf("address %s is the broadcast address of its subnet", p)
 		}
 	}
 	return nil
@@ -367,7 +377,7 @@ func (g *Guard) checkRoute(r Route) error {
 	if !r.Gateway.IsValid() {
 		return g.checkSource(r) // on-link destination
 	}
-	if err := checkUnicast(r.Gateway); err != nil {
+	if err := CheckUnicast(r.Gateway); err != nil {
 		return refuse("route: gateway: %v", err)
 	}
 	if hasAddr && r.Gateway == own.Addr() {
@@ -418,7 +428,7 @@ func (g *Guard) checkServers(what string, list []netip.Addr, allowV6 bool) error
 			}
 			continue
 		}
-		if err := checkUnicast(a); err != nil {
+		if err := CheckUnicast(a); err != nil {
 			return refuse("%s: %v", what, err)
 		}
 	}
@@ -432,14 +442,14 @@ func (g *Guard) checkLease(l *Lease) error {
 	if err := g.checkAddress(l.Address); err != nil {
 		return err
 	}
-	if err := checkUnicast(l.Server); err != nil {
+	if err := CheckUnicast(l.Server); err != nil {
 		return refuse("lease server: %v", err)
 	}
 	if len(l.Routers) > g.policy.MaxRoutes || len(l.Routes) > g.policy.MaxRoutes {
 		return refuse("lease: too many routes")
 	}
 	for _, r := range l.Routers {
-		if err := checkUnicast(r); err != nil {
+		if err := CheckUnicast(r); err != nil {
 			return refuse("lease router: %v", err)
 		}
 	}
@@ -448,7 +458,7 @@ func (g *Guard) checkLease(l *Lease) error {
 			return refuse("lease route: bad destination %v", r.Destination)
 		}
 		if r.Gateway.IsValid() {
-			if err := checkUnicast(r.Gateway); err != nil {
+			if err := CheckUnicast(r.Gateway); err != nil {
 				return refuse("lease route gateway: %v", err)
 			}
 		}

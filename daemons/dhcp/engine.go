@@ -522,21 +522,27 @@ func (c *Client) handleNak(now time.Time, m *dhcpv4.DHCPv4) {
 // decline refuses an address the server insists on and starts over after
 // the wait RFC 2131 4.4.1 asks for.
 func (c *Client) decline(now time.Time, l privsep.Lease) {
-	mods := []dhcpv4.Modifier{
-		dhcpv4.WithTransactionID(c.xid),
-		dhcpv4.WithHwAddr(c.cfg.HardwareAddr),
-		dhcpv4.WithMessageType(dhcpv4.MessageTypeDecline),
-		dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optRequestedIP), l.Address.Addr().AsSlice()),
-		dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optServerID), l.Server.AsSlice()),
-	}
-	if c.cfg.ClientID != nil {
-		mods = append(mods, dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optClientID), c.cfg.ClientID))
-	}
-	c.send(mods, netip.Addr{})
+	c.send(c.notice(dhcpv4.MessageTypeDecline, l.Server,
+		dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optRequestedIP), l.Address.Addr().AsSlice())), netip.Addr{})
 	if c.lease != nil {
 		c.unbind(true)
 	}
 	c.enterInit(now, declineWait)
+}
+
+// notice builds a DECLINE or RELEASE: a message outside the REQUEST
+// exchanges, naming the server it is for and this client.
+func (c *Client) notice(t dhcpv4.MessageType, server netip.Addr, mods ...dhcpv4.Modifier) []dhcpv4.Modifier {
+	out := []dhcpv4.Modifier{
+		dhcpv4.WithTransactionID(c.xid),
+		dhcpv4.WithHwAddr(c.cfg.HardwareAddr),
+		dhcpv4.WithMessageType(t),
+		dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optServerID), server.AsSlice()),
+	}
+	if c.cfg.ClientID != nil {
+		out = append(out, dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optClientID), c.cfg.ClientID))
+	}
+	return append(out, mods...)
 }
 
 // bind applies a lease and schedules renewal. A renewal of the same address
@@ -664,18 +670,8 @@ func (c *Client) Applied(now time.Time, err error) {
 func (c *Client) Stop(now time.Time) {
 	if c.cfg.Release && c.lease != nil {
 		l := c.lease
-		mods := []dhcpv4.Modifier{
-			dhcpv4.WithTransactionID(c.xid),
-			dhcpv4.WithHwAddr(c.cfg.HardwareAddr),
-			dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease),
-			dhcpv4.WithClientIP(l.Address.Addr().AsSlice()),
-			dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optServerID), l.Server.AsSlice()),
-		}
-		if c.cfg.ClientID != nil {
-			mods = append(mods, dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optClientID), c.cfg.ClientID))
-		}
 		c.log.Info("releasing", "address", l.Address, "server", l.Server)
-		c.send(mods, l.Server)
+		c.send(c.notice(dhcpv4.MessageTypeRelease, l.Server, dhcpv4.WithClientIP(l.Address.Addr().AsSlice())), l.Server)
 		c.unbind(true)
 	}
 	c.state, c.deadline = StateStopped, time.Time{}

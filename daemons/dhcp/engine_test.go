@@ -1424,10 +1424,10 @@ func TestClientBadServerInput(t *testing.T) {
 		{"yiaddr 255.255.255.255", []dhcpv4.Modifier{yi("255.255.255.255")}, "offered address", nil},
 		{"yiaddr class E", []dhcpv4.Modifier{yi("240.0.0.7")}, "offered address", nil},
 		{"yiaddr link-local", []dhcpv4.Modifier{yi("169.254.3.4"), engOpt(optSubnetMask, []byte{255, 255, 0, 0})}, "link-local", nil},
-		{"yiaddr network address", []dhcpv4.Modifier{yi("192.0.2.0")}, "network or broadcast", nil},
-		{"yiaddr broadcast address", []dhcpv4.Modifier{yi("192.0.2.255")}, "network or broadcast", nil},
-		{"yiaddr broadcast of a /28", []dhcpv4.Modifier{yi("192.0.2.15"), engOpt(optSubnetMask, []byte{255, 255, 255, 240})}, "network or broadcast", nil},
-		{"yiaddr network of a classful /8, no mask", []dhcpv4.Modifier{yi("10.0.0.0"), engNoOpt(optSubnetMask), engNoOpt(optRouter)}, "network or broadcast", nil},
+		{"yiaddr network address", []dhcpv4.Modifier{yi("192.0.2.0")}, "address of its subnet", nil},
+		{"yiaddr broadcast address", []dhcpv4.Modifier{yi("192.0.2.255")}, "address of its subnet", nil},
+		{"yiaddr broadcast of a /28", []dhcpv4.Modifier{yi("192.0.2.15"), engOpt(optSubnetMask, []byte{255, 255, 255, 240})}, "address of its subnet", nil},
+		{"yiaddr network of a classful /8, no mask", []dhcpv4.Modifier{yi("10.0.0.0"), engNoOpt(optSubnetMask), engNoOpt(optRouter)}, "address of its subnet", nil},
 		{"/31 uses both addresses (RFC 3021)", []dhcpv4.Modifier{yi("192.0.2.10"), engOpt(optSubnetMask, []byte{255, 255, 255, 254}), engNoOpt(optRouter)}, "",
 			func(t *testing.T, l privsep.Lease, _ Apply) {
 				if l.Address != netip.MustParsePrefix("192.0.2.10/31") {

@@ -20,6 +20,7 @@ const (
 	maxServers  = 8
 	maxSearch   = 8
 	maxRoutes   = 64
+	minPrefix   = 8
 	infiniteLft = 0xffffffff
 	// maxLeaseTime is privsep.Policy's default MaxLifetime.
 	maxLeaseTime = 366 * 24 * 3600
@@ -46,8 +47,11 @@ func interpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Leas
 		}
 	}
 	l.Address = netip.PrefixFrom(yi, bits)
-	if err := checkHostAddress(l.Address); err != nil {
-		return l, nil, err
+	if err := privsep.CheckHostAddress(l.Address); err != nil {
+		return l, nil, fmt.Errorf("offered %w", err)
+	}
+	if l.Address.Bits() < minPrefix {
+		return l, nil, fmt.Errorf("offered prefix length %d is below %d", l.Address.Bits(), minPrefix)
 	}
 
 	sid, err := parseAddrs("server identifier", m.Options.Get(dhcpv4.GenericOptionCode(optServerID)))
@@ -220,33 +224,4 @@ func serverList(what string, b []byte, note func(error)) []netip.Addr {
 }
 
 // isUnicast accepts an IPv4 address a host may use or talk to.
-func isUnicast(a netip.Addr) bool {
-	if !a.Is4() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() {
-		return false
-	}
-	b := a.As4()
-	return b[0] != 0 && b[0] < 240 // 0/8 and class E, which includes 255.255.255.255
-}
-
-// checkHostAddress refuses an offered address no host may take.
-func checkHostAddress(p netip.Prefix) error {
-	a := p.Addr()
-	switch {
-	case !isUnicast(a):
-		return fmt.Errorf("offered address %s is not a unicast address", a)
-	case a.IsLinkLocalUnicast():
-		return fmt.Errorf("offered address %s is link-local", a)
-	case p.Bits() < 8:
-		return fmt.Errorf("offered prefix length %d is below 8", p.Bits())
-	case p.Bits() <= 30 && (a == p.Masked().Addr() || a == lastAddr(p)):
-		return fmt.Errorf("offered address %s is the network or broadcast address of its subnet", p)
-	}
-	return nil
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v |= uint32(1)<<(32-p.Bits()) - 1
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
+func isUnicast(a netip.Addr) bool { return privsep.CheckUnicast(a) == nil }
