@@ -63,6 +63,7 @@ func actuate(args []string) int {
 		log.Error("cannot confine the actuator", "err", err.Error())
 		return 1
 	}
+	log.Debug("confined")
 	nl, err := backend.NewNetlink()
 	if err != nil {
 		log.Error(err.Error())
@@ -86,6 +87,7 @@ func actuate(args []string) int {
 		return 1
 	}
 	a.adoptSavedAddresses()
+	log.Debug("ready")
 
 	server := &privsep.Server{
 		Daemon:      "dhcp",

@@ -144,6 +144,7 @@ func runEngine(args []string) int {
 		return sdk.ExitGaveUp
 	}
 
+	log.Debug("confined")
 	conn, err := privsep.EngineConn(pipe)
 	if err != nil {
 		log.Error(err.Error())
@@ -178,9 +179,7 @@ func runEngine(args []string) int {
 		log.Error(err.Error())
 		return 1 // the supervisor restarts the engine
 	}
-	if e.cfg.Debug {
-		e.log = sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, true)
-	}
+	e.log.Debug("welcomed")
 	go func() { e.fatal <- sdk.ServeStatus(context.Background(), status, e.snapshot) }()
 	go e.readPipe()
 	for idx, f := range e.packets {
@@ -293,6 +292,12 @@ func (e *engine) readPackets(ifindex int, f *os.File) {
 		})
 		if err == nil {
 			err = rerr
+		}
+		if errors.Is(err, unix.ENETDOWN) {
+			// The link went down, or was down when the socket was bound:
+			// the kernel reports it once, and the socket stays usable.
+			e.log.Debug("packet socket: link down", "interface", ifindex)
+			continue
 		}
 		if err != nil {
 			e.fatal <- fmt.Errorf("packet socket: %w", err)

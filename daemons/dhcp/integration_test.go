@@ -721,3 +721,26 @@ func TestHostname(t *testing.T) {
 		t.Errorf("host name %q, want the leased %q", got, "leased-name")
 	}
 }
+
+// TestLinkDownAtStart starts with the link administratively down, as at
+// boot: the daemon brings it up, and the packet socket's report of the
+// link having been down must not stop the engine.
+func TestLinkDownAtStart(t *testing.T) {
+	n := testnet.NewNet(t)
+	testnet.StartDnsmasq(t, n, n.DefaultOptions())
+	if out, err := n.Run(t, n.Client, "ip", "link", "set", n.ClientIf, "down"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	c := newClient(t, n)
+	out, err := c.oneShot(t, 20)
+	if err != nil {
+		t.Fatalf("dyad-dhcp -1: %v\n%s", err, out)
+	}
+	if !n.Link(t, n.Client, n.ClientIf).Up {
+		t.Errorf("the link is still down")
+	}
+	c.addr(t)
+	if strings.Contains(string(out), "engine exited") {
+		t.Errorf("the engine died on the way:\n%s", out)
+	}
+}

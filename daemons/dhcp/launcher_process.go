@@ -70,6 +70,7 @@ func launch(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	log.Debug("sockets open: starting the supervisor", "links", len(packets))
 	err = sandbox.ExecStage(append([]string{sdk.Argv0("dyad-dhcp", sdk.StageSupervisor)}, args...),
 		append(os.Environ(), fmt.Sprintf("%s=%d", linksEnv, len(packets))), supervisorCaps(cfg), append([]*os.File{udp, status}, packets...))
 	return fail(fmt.Errorf("exec supervisor: %w", err))
@@ -95,6 +96,7 @@ func supervise(args []string) int {
 		log.Error("cannot confine the supervisor", "err", err.Error())
 		return 1
 	}
+	log.Debug("confined")
 	s := &sdk.Supervisor{
 		Name:         "dyad-dhcp",
 		Log:          log,
