@@ -37,9 +37,9 @@ type Supervisor struct {
 	ActuatorArgs, EngineArgs []string
 	// ActuatorCaps is the actuator's grant of capabilities.
 	ActuatorCaps []sandbox.Cap
-	// ActuatorFiles and EngineFiles are passed after the control channel
-	// and the pipe respectively (descriptors 4, 5, ...).
-	ActuatorFiles, EngineFiles []*os.File
+	// EngineFiles are passed to each engine after the pipe (descriptors
+	// 4, 5, ...). The actuator gets only the control channel.
+	EngineFiles []*os.File
 	EngineUID, EngineGID       uint32
 	// Deadline, when set, bounds the whole run (one-shot mode): past it
 	// the engine is stopped and the run fails.
@@ -68,7 +68,7 @@ func (s *Supervisor) Run() int {
 	}
 	actuator, err := sandbox.Start(sandbox.Child{
 		Args:   append([]string{Argv0(s.Name, StageActuator)}, s.ActuatorArgs...),
-		Files:  append([]*os.File{ctlAct.File()}, s.ActuatorFiles...),
+		Files:  []*os.File{ctlAct.File()},
 		Stderr: os.Stderr, Stdout: os.Stdout,
 		Keep: s.ActuatorCaps,
 	})
