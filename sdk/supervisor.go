@@ -39,8 +39,8 @@ type Supervisor struct {
 	ActuatorCaps []sandbox.Cap
 	// EngineFiles are passed to each engine after the pipe (descriptors
 	// 4, 5, ...). The actuator gets only the control channel.
-	EngineFiles []*os.File
-	EngineUID, EngineGID       uint32
+	EngineFiles          []*os.File
+	EngineUID, EngineGID uint32
 	// Deadline, when set, bounds the whole run (one-shot mode): past it
 	// the engine is stopped and the run fails.
 	Deadline time.Time
