@@ -3,14 +3,13 @@
 // engine, the control channel between supervisor and actuator, logging and
 // the status socket.
 //
-// A daemon binary runs as four stages, told apart by argv[0] so that ps
-// shows which is which ("dyad-dhcp: engine"):
+// A daemon binary runs as three processes, told apart by argv[0] so that
+// ps shows which is which ("dyad-dhcp: engine"):
 //
-//   - the launcher (what the operator started, root) reads the
-//     configuration, opens the privileged resources and execs itself as the
-//     supervisor, keeping only the capabilities needed to start children;
-//   - the supervisor starts the actuator and the engine, restarts the engine
-//     when it dies, and forwards signals;
+//   - the supervisor (what the operator started, root) reads the
+//     configuration, opens the privileged resources, starts the actuator
+//     and the engine, then keeps only the capabilities needed to restart
+//     the engine; it forwards signals;
 //   - the actuator keeps only the capabilities of its grant and serves the
 //     engine's requests;
 //   - the engine holds no privilege and runs the protocol.
@@ -27,24 +26,19 @@ type Stage string
 
 // The stages.
 const (
-	StageLauncher   Stage = "launcher"
 	StageSupervisor Stage = "supervisor"
 	StageActuator   Stage = "actuator"
 	StageEngine     Stage = "engine"
 )
 
-// StageOf tells the stage from argv[0]: "NAME: STAGE" for the inner stages,
-// anything else is the launcher.
+// StageOf tells the stage from argv[0]: "NAME: STAGE" for the children,
+// anything else is the supervisor the operator started.
 func StageOf(argv0, name string) Stage {
 	s, ok := strings.CutPrefix(argv0, name+": ")
-	if !ok {
-		return StageLauncher
-	}
-	switch Stage(s) {
-	case StageSupervisor, StageActuator, StageEngine:
+	if ok && (Stage(s) == StageActuator || Stage(s) == StageEngine) {
 		return Stage(s)
 	}
-	return StageLauncher
+	return StageSupervisor
 }
 
 // Argv0 is the argv[0] of a stage.

@@ -44,6 +44,11 @@ type Supervisor struct {
 	// Deadline, when set, bounds the whole run (one-shot mode): past it
 	// the engine is stopped and the run fails.
 	Deadline time.Time
+	// Confine drops the supervisor's own privilege. It runs once the
+	// actuator and the first engine have been started (which takes the
+	// capabilities being dropped); every later engine starts from the
+	// confined supervisor. A failure is fatal.
+	Confine func() error
 }
 
 // Restart backoff for an engine that keeps dying.
@@ -105,6 +110,14 @@ func (s *Supervisor) Run() int {
 		if err != nil {
 			s.Log.Error("cannot start the engine", "err", err.Error())
 			return 1
+		}
+		if restarts == 0 && s.Confine != nil {
+			if err := s.Confine(); err != nil {
+				s.Log.Error("cannot confine the supervisor", "err", err.Error())
+				engine.Signal(syscall.SIGKILL)
+				engine.Wait()
+				return 1
+			}
 		}
 		began := time.Now()
 		var code int

@@ -46,12 +46,10 @@ func actuatorCaps(c *Config) []sandbox.Cap {
 	return caps
 }
 
-// supervisorCaps are what the supervisor needs to start the engine as
-// another user with nothing (setuid, setgid, dropping the bounding set), to
-// signal it, and the actuator's, which it can only pass on if it holds them
-// itself. Its own seccomp filter must allow what its children's allow
-// (filters are inherited), so what keeps it from using them is that it
-// reads nothing untrusted: it only starts, waits for and signals children.
-func supervisorCaps(c *Config) []sandbox.Cap {
-	return append([]sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}, actuatorCaps(c)...)
+// supervisorCaps are what the supervisor keeps once the actuator and the
+// first engine run: what it needs to restart the engine as another user
+// with nothing (setuid, setgid, dropping the bounding set) and to signal
+// it. The actuator is never restarted, so none of its capabilities stay.
+func supervisorCaps() []sandbox.Cap {
+	return []sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}
 }

@@ -14,8 +14,6 @@ import (
 func Main(argv []string, stdout, stderr io.Writer) int {
 	args := argv[1:]
 	switch sdk.StageOf(argv[0], "dyad-dhcp") {
-	case sdk.StageSupervisor:
-		return supervise(args)
 	case sdk.StageActuator:
 		return actuate(args)
 	case sdk.StageEngine:
@@ -24,7 +22,7 @@ func Main(argv []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "status" {
 		return status(args[1:], stdout, stderr)
 	}
-	return launch(args)
+	return supervise(args)
 }
 
 // status prints what a running daemon's status socket says.

@@ -1,9 +1,9 @@
-// Running landlock_restrict_self on every thread of a Go program that uses
-// cgo.
+// Running landlock_restrict_self, or a capability drop, on every thread of
+// a Go program that uses cgo.
 //
 // Landlock domains, like credentials, belong to a thread, and before
 // Landlock ABI 8 (LANDLOCK_RESTRICT_SELF_TSYNC) the kernel restricts only
-// the calling thread. The Go runtime's AllThreadsSyscall refuses to work in
+// the calling thread; capability sets are per thread too. The Go runtime's AllThreadsSyscall refuses to work in
 // a cgo program, so this does what glibc does for setuid: it signals each
 // thread in turn, and the signal handler makes the call on that thread.
 //
@@ -13,6 +13,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -30,13 +31,47 @@
 // seccomp filter without SECCOMP_RET_TRAP never raises.
 #define DYAD_LL_SIGNAL SIGSYS
 
+enum { OP_LANDLOCK = 1, OP_CAPS = 2 };
+
 static atomic_int busy;
+static atomic_int op;
+static atomic_ullong caps_keep;
+static atomic_int caps_last;
 static atomic_int ruleset_fd;
 static atomic_uint restrict_flags;
 static atomic_int target_tid;
 static atomic_int done_tid;
 static atomic_int done_errno;
 static struct sigaction saved_action;
+
+// drop_caps leaves the calling thread exactly caps_keep in its bounding,
+// permitted and effective sets, and nothing in its inheritable and ambient
+// sets. The bounding set goes first: dropping from it needs CAP_SETPCAP,
+// which the capset below may remove.
+static int drop_caps(void) {
+	unsigned long long keep = atomic_load(&caps_keep);
+	int last = atomic_load(&caps_last);
+	for (int c = 0; c <= last; c++) {
+		if (keep & (1ULL << c)) {
+			continue;
+		}
+		if (syscall(SYS_prctl, PR_CAPBSET_DROP, (long)c, 0L, 0L, 0L) != 0) {
+			return errno;
+		}
+	}
+	if (syscall(SYS_prctl, PR_CAP_AMBIENT, (long)PR_CAP_AMBIENT_CLEAR_ALL, 0L, 0L, 0L) != 0) {
+		return errno;
+	}
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof data);
+	data[0].effective = data[0].permitted = (__u32)keep;
+	data[1].effective = data[1].permitted = (__u32)(keep >> 32);
+	if (syscall(SYS_capset, &hdr, data) != 0) {
+		return errno;
+	}
+	return 0;
+}
 
 static void handler(int sig, siginfo_t *info, void *ucontext) {
 	(void)sig;
@@ -51,8 +86,10 @@ static void handler(int sig, siginfo_t *info, void *ucontext) {
 		return;
 	}
 	int err = 0;
-	// landlock_restrict_self wants no_new_privs on the calling thread.
-	if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) != 0) {
+	if (atomic_load(&op) == OP_CAPS) {
+		err = drop_caps();
+	} else if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) != 0) {
+		// landlock_restrict_self wants no_new_privs on the calling thread.
 		err = errno;
 	} else if (syscall(SYS_landlock_restrict_self, atomic_load(&ruleset_fd),
 	                   atomic_load(&restrict_flags)) != 0) {
@@ -63,13 +100,32 @@ static void handler(int sig, siginfo_t *info, void *ucontext) {
 	errno = saved_errno;
 }
 
+static int begin(void);
+
 int dyad_ll_begin(int fd, unsigned int flags) {
 	int expected = 0;
 	if (!atomic_compare_exchange_strong(&busy, &expected, 1)) {
 		return EBUSY;
 	}
+	atomic_store(&op, OP_LANDLOCK);
 	atomic_store(&ruleset_fd, fd);
 	atomic_store(&restrict_flags, flags);
+	return begin();
+}
+
+int dyad_caps_begin(unsigned long long keep, int last) {
+	int expected = 0;
+	if (!atomic_compare_exchange_strong(&busy, &expected, 1)) {
+		return EBUSY;
+	}
+	atomic_store(&op, OP_CAPS);
+	atomic_store(&caps_keep, keep);
+	atomic_store(&caps_last, last);
+	return begin();
+}
+
+// begin installs the handler for one round; busy is held.
+static int begin(void) {
 	atomic_store(&target_tid, 0);
 	atomic_store(&done_tid, 0);
 	struct sigaction sa;

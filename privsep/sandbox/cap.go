@@ -1,5 +1,8 @@
 package sandbox
 
+// #include "allthreads.h"
+import "C"
+
 import (
 	"fmt"
 	"os"
@@ -196,6 +199,44 @@ func clearInheritable() error {
 	data[0].Inheritable, data[1].Inheritable = 0, 0
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("clear the inheritable set: %w", err)
+	}
+	return nil
+}
+
+// DropAllThreads gives up privilege without an exec: every thread of the
+// process is left with exactly keep in its permitted and effective sets,
+// at most keep in its bounding set, and nothing in its inheritable and
+// ambient sets. Each
+// thread is made to drop from a signal handler (see allthreads.c), since
+// capability sets are per thread and a cgo program has no
+// AllThreadsSyscall. The result is then read back from every thread; any
+// difference is an error.
+func DropAllThreads(keep []Cap) error {
+	last, err := lastCap()
+	if err != nil {
+		return fmt.Errorf("sandbox: drop capabilities: %w", err)
+	}
+	want := CapMask(keep...)
+	if e := C.dyad_caps_begin(C.ulonglong(want), C.int(last)); e != 0 {
+		return fmt.Errorf("sandbox: drop capabilities: install signal handler: %w", unix.Errno(e))
+	}
+	err = signalEachThread("drop capabilities")
+	if e := C.dyad_ll_end(); e != 0 && err == nil {
+		err = fmt.Errorf("drop capabilities: restore signal handler: %w", unix.Errno(e))
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	err = eachThread(os.Getpid(), func(tid int, s Status) error {
+		// A thread that started a child keeps that child's smaller
+		// bounding set: a subset of keep is as good.
+		if s.CapPrm != want || s.CapEff != want || s.CapBnd&^want != 0 || s.CapInh != 0 || s.CapAmb != 0 {
+			return fmt.Errorf("thread %d: CapInh %#x CapPrm %#x CapEff %#x CapBnd %#x CapAmb %#x, want %#x", tid, s.CapInh, s.CapPrm, s.CapEff, s.CapBnd, s.CapAmb, want)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox: drop capabilities: %w", err)
 	}
 	return nil
 }

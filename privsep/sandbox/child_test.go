@@ -71,10 +71,8 @@ func runChildMode(mode string) (any, error) {
 		return childActuator()
 	case "supervisor":
 		return childSupervisor()
-	case "execstage":
-		return nil, childExecStage()
-	case "execstage-after":
-		return childExecStageAfter()
+	case "drop-all-threads":
+		return childDropAllThreads()
 	}
 	return nil, fmt.Errorf("unknown mode %q", mode)
 }
@@ -638,108 +636,50 @@ func childSupervisor() (*supervisorReport, error) {
 	return &rep, nil
 }
 
-// childExecStage plays the launcher: it opens files, one of which it does
-// not pass on, and replaces itself with the next stage. The parent started
-// it with CAP_NET_RAW in its inheritable and ambient sets, which the next
-// stage must not have.
-func childExecStage() error {
-	dir := os.Getenv(envDir)
-	before, err := ReadStatus(os.Getpid())
-	if err != nil {
-		return err
-	}
-	// Raw descriptors without close-on-exec: ExecStage must pass on the
-	// ones named and no other.
-	open := func(name string) (*os.File, error) {
-		fd, err := unix.Open(dir+"/"+name, unix.O_RDONLY, 0)
-		if err != nil {
-			return nil, err
-		}
-		return os.NewFile(uintptr(fd), name), nil
-	}
-	// a takes the lowest free descriptor, L. It is passed last, after
-	// enough copies of b that a copy of b must land on L: moving each
-	// file in turn to its place would destroy a before moving it.
-	a, err := open("a")
-	if err != nil {
-		return err
-	}
-	b, err := open("b")
-	if err != nil {
-		return err
-	}
-	if _, err := open("decoy"); err != nil {
-		return err
-	}
-	var files []*os.File
-	for fd := 3; fd <= int(a.Fd()); fd++ {
-		files = append(files, b)
-	}
-	files = append(files, a)
-	env := []string{
-		envChild + "=execstage-after",
-		"DYAD_TEST_NFILES=" + strconv.Itoa(len(files)),
-		"DYAD_TEST_A_FD=" + strconv.Itoa(int(a.Fd())),
-		"DYAD_TEST_CAPINH=" + strconv.FormatUint(before.CapInh, 10),
-		"DYAD_TEST_CAPAMB=" + strconv.FormatUint(before.CapAmb, 10),
-	}
-	keep := []Cap{unix.CAP_NET_ADMIN, unix.CAP_KILL}
-	return ExecStage([]string{"dyad-test-stage2"}, env, keep, files)
+// dropReport is what a child that dropped its capabilities saw of itself.
+type dropReport struct {
+	Threads  []Status // every thread, after the drop
+	Workers  []string // each pre-existing locked thread's own capget
+	NewAfter Status   // a thread created after the drop
+	Err      string
 }
 
-// execStageReport is what the second stage reports.
-type execStageReport struct {
-	Argv0        string
-	CapInhBefore uint64 // in the launcher
-	CapAmbBefore uint64
-	AFDBefore    int // a's descriptor in the launcher
-	Status       Status
-	Threads      []Status
-	Passed       []string       // the content of descriptors 3, 4, ...
-	FDs          map[int]string // every open descriptor and what it is
-}
-
-func childExecStageAfter() (*execStageReport, error) {
-	rep := execStageReport{Argv0: os.Args[0], FDs: map[int]string{}}
-	for name, dst := range map[string]*uint64{"DYAD_TEST_CAPINH": &rep.CapInhBefore, "DYAD_TEST_CAPAMB": &rep.CapAmbBefore} {
-		v, err := strconv.ParseUint(os.Getenv(name), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+// childDropAllThreads runs as root with every capability, with threads
+// locked before it drops, drops to CAP_NET_ADMIN and reports what each
+// thread holds.
+func childDropAllThreads() (*dropReport, error) {
+	onEach, stop := startThreads(6)
+	defer stop()
+	var r dropReport
+	if err := DropAllThreads([]Cap{unix.CAP_NET_ADMIN}); err != nil {
+		r.Err = err.Error()
+		return &r, nil
+	}
+	r.Workers = onEach(func() string {
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			return err.Error()
 		}
-		*dst = v
-	}
-	n, err := strconv.Atoi(os.Getenv("DYAD_TEST_NFILES"))
-	if err != nil {
-		return nil, err
-	}
-	if rep.AFDBefore, err = strconv.Atoi(os.Getenv("DYAD_TEST_A_FD")); err != nil {
-		return nil, err
-	}
-	// what is open, before this program opens anything
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		fd, _ := strconv.Atoi(e.Name())
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		rep.FDs[fd] = target
-	}
-	for fd := 3; fd < 3+n; fd++ {
-		// ReadAt: the copies of one file share one offset.
-		buf := make([]byte, 64)
-		k, err := os.NewFile(uintptr(fd), "passed").ReadAt(buf, 0)
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("read descriptor %d: %w", fd, err)
-		}
-		rep.Passed = append(rep.Passed, string(buf[:k]))
-	}
-	if rep.Status, err = ReadStatus(os.Getpid()); err != nil {
-		return nil, err
-	}
-	err = eachThread(os.Getpid(), func(tid int, s Status) error {
-		rep.Threads = append(rep.Threads, s)
-		return nil
+		return fmt.Sprintf("eff %#x prm %#x inh %#x", data[0].Effective, data[0].Permitted, data[0].Inheritable)
 	})
-	return &rep, err
+	tids, err := Threads(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	for _, tid := range tids {
+		s, err := ReadThreadStatus(os.Getpid(), tid)
+		if err != nil {
+			continue // the thread exited
+		}
+		r.Threads = append(r.Threads, s)
+	}
+	done := make(chan Status)
+	go func() {
+		runtime.LockOSThread() // a fresh thread, never unlocked: it exits with the goroutine
+		s, _ := ReadThreadStatus(os.Getpid(), unix.Gettid())
+		done <- s
+	}()
+	r.NewAfter = <-done
+	return &r, nil
 }

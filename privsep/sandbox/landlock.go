@@ -157,7 +157,7 @@ func restrictAllThreads(ruleset int) error {
 	if e := C.dyad_ll_begin(C.int(ruleset), 0); e != 0 {
 		return fmt.Errorf("landlock: install signal handler: %w", unix.Errno(e))
 	}
-	err := signalEachThread()
+	err := signalEachThread("landlock")
 	if e := C.dyad_ll_end(); e != 0 && err == nil {
 		err = fmt.Errorf("landlock: restore signal handler: %w", unix.Errno(e))
 	}
@@ -169,7 +169,7 @@ const (
 	threadTimeout     = 2 * time.Second
 )
 
-func signalEachThread() error {
+func signalEachThread(what string) error {
 	pid := os.Getpid()
 	// The listing is read again and again through one descriptor opened
 	// now: once the calling thread is restricted, it can no longer open
@@ -177,30 +177,30 @@ func signalEachThread() error {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("landlock: open %s: %w", dir, err)
+		return fmt.Errorf("%s: open %s: %w", what, dir, err)
 	}
 	tasks := os.NewFile(uintptr(fd), dir)
 	defer tasks.Close()
 	done := map[int]bool{}
 	for range maxThreadListings {
 		if _, err := tasks.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("landlock: rewind %s: %w", dir, err)
+			return fmt.Errorf("%s: rewind %s: %w", what, dir, err)
 		}
 		names, err := tasks.Readdirnames(-1)
 		if err != nil {
-			return fmt.Errorf("landlock: list %s: %w", dir, err)
+			return fmt.Errorf("%s: list %s: %w", what, dir, err)
 		}
 		left := 0
 		for _, name := range names {
 			tid, err := strconv.Atoi(name)
 			if err != nil {
-				return fmt.Errorf("landlock: %s: unexpected entry %q", dir, name)
+				return fmt.Errorf("%s: %s: unexpected entry %q", what, dir, name)
 			}
 			if done[tid] {
 				continue
 			}
 			left++
-			if err := restrictThreadBySignal(pid, tid); err != nil {
+			if err := restrictThreadBySignal(what, pid, tid); err != nil {
 				return err
 			}
 			done[tid] = true
@@ -209,24 +209,24 @@ func signalEachThread() error {
 			return nil
 		}
 	}
-	return fmt.Errorf("landlock: new threads kept appearing after %d listings", maxThreadListings)
+	return fmt.Errorf("%s: new threads kept appearing after %d listings", what, maxThreadListings)
 }
 
-// restrictThreadBySignal has thread tid restrict itself and waits for it.
+// restrictThreadBySignal has thread tid act on itself and waits for it.
 // A thread that exits meanwhile needs nothing more.
-func restrictThreadBySignal(pid, tid int) error {
+func restrictThreadBySignal(what string, pid, tid int) error {
 	if e := C.dyad_ll_signal(C.int(pid), C.int(tid)); e != 0 {
 		if unix.Errno(e) == unix.ESRCH {
 			return nil
 		}
-		return fmt.Errorf("landlock: signal thread %d: %w", tid, unix.Errno(e))
+		return fmt.Errorf("%s: signal thread %d: %w", what, tid, unix.Errno(e))
 	}
 	deadline := time.Now().Add(threadTimeout)
 	for {
 		var cerr C.int
 		if C.dyad_ll_done(C.int(tid), &cerr) != 0 {
 			if cerr != 0 {
-				return fmt.Errorf("landlock: restrict thread %d: %w", tid, unix.Errno(cerr))
+				return fmt.Errorf("%s: thread %d: %w", what, tid, unix.Errno(cerr))
 			}
 			return nil
 		}
@@ -236,7 +236,7 @@ func restrictThreadBySignal(pid, tid int) error {
 			if err := unix.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid), &st); err == unix.ENOENT {
 				return nil
 			}
-			return fmt.Errorf("landlock: thread %d did not restrict itself within %v", tid, threadTimeout)
+			return fmt.Errorf("%s: thread %d did not act within %v", what, tid, threadTimeout)
 		}
 		time.Sleep(50 * time.Microsecond)
 	}

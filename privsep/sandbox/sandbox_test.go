@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -396,71 +395,6 @@ func TestActuator(t *testing.T) {
 	}
 }
 
-// TestExecStage runs a launcher that replaces itself with the next stage
-// and checks what that stage holds.
-func TestExecStage(t *testing.T) {
-	requireRoot(t)
-	dir := sharedDir(t, 0)
-	for _, f := range []string{"a", "b", "decoy"} {
-		writeFile(t, filepath.Join(dir, f), "content of "+f, 0)
-	}
-	// The launcher starts with whatever the container gives: here, all
-	// of this test's capabilities, and CAP_NET_RAW in its inheritable and
-	// ambient sets (on every thread), which a root process would get
-	// back in its permitted set at the next execve were they left there.
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = []string{envChild + "=execstage", envDir + "=" + dir}
-	cmd.SysProcAttr = &syscall.SysProcAttr{AmbientCaps: []uintptr{unix.CAP_NET_RAW}}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("launcher: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
-	}
-	var rep execStageReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("report %q: %v", out.String(), err)
-	}
-	if rep.Argv0 != "dyad-test-stage2" {
-		t.Errorf("argv0 %q, want dyad-test-stage2", rep.Argv0)
-	}
-	raw := uint64(1) << unix.CAP_NET_RAW
-	if rep.CapInhBefore&raw == 0 || rep.CapAmbBefore&raw == 0 {
-		t.Errorf("launcher had CapInh %#x CapAmb %#x: the test did not set CAP_NET_RAW in them", rep.CapInhBefore, rep.CapAmbBefore)
-	}
-	want := uint64(1)<<unix.CAP_NET_ADMIN | uint64(1)<<unix.CAP_KILL
-	for i, s := range append([]Status{rep.Status}, rep.Threads...) {
-		if s.CapPrm != want || s.CapEff != want || s.CapBnd != want || s.CapInh != 0 || s.CapAmb != 0 {
-			t.Errorf("status %d: CapInh %#x CapPrm %#x CapEff %#x CapBnd %#x CapAmb %#x, want %#x in Prm, Eff and Bnd, 0 elsewhere",
-				i, s.CapInh, s.CapPrm, s.CapEff, s.CapBnd, s.CapAmb, want)
-		}
-	}
-	if len(rep.Threads) < 2 {
-		t.Errorf("%d threads checked, want several", len(rep.Threads))
-	}
-	n := len(rep.Passed)
-	if n < 2 || rep.AFDBefore < 3 || rep.AFDBefore >= 3+n-1 {
-		t.Fatalf("%d files passed, a was descriptor %d: the test does not make a copy of b land on a", n, rep.AFDBefore)
-	}
-	for i, got := range rep.Passed {
-		want := "content of b"
-		if i == n-1 {
-			want = "content of a"
-		}
-		if got != want {
-			t.Errorf("descriptor %d holds %q, want %q", 3+i, got, want)
-		}
-	}
-	for fd, target := range rep.FDs {
-		switch {
-		case fd >= 3 && fd < 3+n-1 && target == filepath.Join(dir, "b"):
-		case fd == 3+n-1 && target == filepath.Join(dir, "a"):
-		case strings.Contains(target, dir):
-			t.Errorf("descriptor %d (%s) leaked into the new stage", fd, target)
-		}
-		// Others are the new Go runtime's own (cgroup limits, say).
-	}
-}
-
 // TestEngineRuntime shows that a confined engine still runs Go normally
 // and uses the descriptors it was given.
 func TestEngineRuntime(t *testing.T) {
@@ -673,5 +607,31 @@ func TestConfineRefusesPrivileged(t *testing.T) {
 				t.Errorf("Confine: %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDropAllThreads drops a root process's capabilities without an exec
+// and checks every thread, those that existed before and one made after.
+func TestDropAllThreads(t *testing.T) {
+	requireRoot(t)
+	var r dropReport
+	// It starts as root with three capabilities and keeps one.
+	decode(t, runChild(t, "drop-all-threads", Child{Keep: []Cap{unix.CAP_NET_ADMIN, unix.CAP_SETPCAP, unix.CAP_NET_RAW}}), &r)
+	if r.Err != "" {
+		t.Fatalf("DropAllThreads: %s", r.Err)
+	}
+	const want = uint64(1) << unix.CAP_NET_ADMIN
+	if len(r.Threads) < 6 {
+		t.Fatalf("saw %d threads, want at least the 6 locked ones", len(r.Threads))
+	}
+	for i, s := range append(r.Threads, r.NewAfter) {
+		if s.CapPrm != want || s.CapEff != want || s.CapBnd != want || s.CapInh != 0 || s.CapAmb != 0 {
+			t.Errorf("thread %d: CapInh %#x CapPrm %#x CapEff %#x CapBnd %#x CapAmb %#x, want %#x", i, s.CapInh, s.CapPrm, s.CapEff, s.CapBnd, s.CapAmb, want)
+		}
+	}
+	for _, w := range r.Workers {
+		if w != "eff 0x1000 prm 0x1000 inh 0x0" {
+			t.Errorf("a locked thread reports %q", w)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 	"unsafe"
 
@@ -16,32 +15,24 @@ import (
 	"github.com/dyad-project/dyad/sdk"
 )
 
-// The launcher and the supervisor: the process the operator starts, as root.
-// The launcher opens what needs privilege to open, then execs itself as the
-// supervisor, which keeps only the capabilities needed to start the
-// actuator and the engine. Neither reads a byte from the network.
+// The supervisor: the process the operator starts, as root. It opens what
+// needs privilege to open, starts the actuator and the engine, then drops
+// to the capabilities it needs to restart the engine, on every thread, and
+// confines itself. It never reads a byte from the network.
 
-// Descriptors the supervisor inherits from the launcher, from 3, and
-// passes on to the engine after the pipe: the UDP socket, the status
-// listener, then one packet socket per managed link.
+// Descriptors the engine gets after the pipe (3): the UDP socket, the
+// status listener, then one packet socket per managed link.
 const (
-	fdUDP = 3 + iota
-	fdStatus
-	fdFirstPacket
-
-	// maxLinks bounds the links one daemon manages.
-	maxLinks = 32
-	// linksEnv tells the supervisor how many link sockets follow.
-	linksEnv = "DYAD_DHCP_LINKS"
+	maxLinks = 32 // bounds the links one daemon manages
 )
 
-func launch(args []string) int {
+func supervise(args []string) int {
 	cfg, err := ParseArgs(args, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
 		return 2
 	}
-	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageLauncher, cfg.Debug)
+	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageSupervisor, cfg.Debug)
 	fail := func(err error) int {
 		log.Error(err.Error())
 		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
@@ -70,42 +61,27 @@ func launch(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	log.Debug("sockets open: starting the supervisor", "links", len(packets))
-	err = sandbox.ExecStage(append([]string{sdk.Argv0("dyad-dhcp", sdk.StageSupervisor)}, args...),
-		append(os.Environ(), fmt.Sprintf("%s=%d", linksEnv, len(packets))), supervisorCaps(cfg), append([]*os.File{udp, status}, packets...))
-	return fail(fmt.Errorf("exec supervisor: %w", err))
-}
-
-func supervise(args []string) int {
-	cfg, err := ParseArgs(args, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
-		return 2
-	}
-	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageSupervisor, cfg.Debug)
-	links, err := strconv.Atoi(os.Getenv(linksEnv))
-	if err != nil || links < 1 || links > maxLinks {
-		log.Error("the launcher passed no link sockets", linksEnv, os.Getenv(linksEnv))
-		return 1
-	}
-	files := []*os.File{os.NewFile(fdUDP, "udp"), os.NewFile(fdStatus, "status")}
-	for i := range links {
-		files = append(files, os.NewFile(uintptr(fdFirstPacket+i), "packet"))
-	}
-	if err := sandbox.Confine(sandbox.Profile{Name: "supervisor", Syscalls: sandbox.SupervisorSyscalls(sandbox.ActuatorSyscalls(), sandbox.EngineSyscalls())}); err != nil {
-		log.Error("cannot confine the supervisor", "err", err.Error())
-		return 1
-	}
-	log.Debug("confined")
+	log.Debug("sockets open", "links", len(packets))
 	s := &sdk.Supervisor{
 		Name:         "dyad-dhcp",
 		Log:          log,
 		ActuatorArgs: args,
-		EngineArgs:   engineArgs(cfg, links),
+		EngineArgs:   engineArgs(cfg, len(packets)),
 		ActuatorCaps: actuatorCaps(cfg),
-		EngineFiles:  files,
+		EngineFiles:  append([]*os.File{udp, status}, packets...),
 		EngineUID:    cfg.EngineUID,
 		EngineGID:    cfg.EngineGID,
+		Confine: func() error {
+			if err := sandbox.DropAllThreads(supervisorCaps()); err != nil {
+				return err
+			}
+			err := sandbox.Confine(sandbox.Profile{
+				Name:     "supervisor",
+				Syscalls: sandbox.SupervisorSyscalls(sandbox.EngineSyscalls()),
+			})
+			log.Debug("confined")
+			return err
+		},
 	}
 	if cfg.OneShot {
 		// The engine's own timer restarts with each engine; this one
@@ -113,7 +89,7 @@ func supervise(args []string) int {
 		s.Deadline = time.Now().Add(cfg.Timeout)
 	}
 	code := s.Run()
-	if code == sdk.ExitTimeout || code != 0 && time.Now().After(s.Deadline) && cfg.OneShot {
+	if code == sdk.ExitTimeout || code != 0 && cfg.OneShot && time.Now().After(s.Deadline) {
 		fmt.Fprintf(os.Stderr, "dyad-dhcp: no lease within %s\n", cfg.Timeout)
 	}
 	return code
