@@ -746,3 +746,30 @@ func TestLinkDownAtStart(t *testing.T) {
 		t.Errorf("the engine died on the way:\n%s", out)
 	}
 }
+
+// TestRestartIntoNAK kills the daemon, has the server refuse the address it
+// held, and starts it again: the new daemon adopts the address it left on
+// the link, asks for it, is refused, removes it and takes a new one. The
+// old address must not stay behind next to the new.
+func TestRestartIntoNAK(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
+		n := testnet.NewNet(t)
+		o := n.DefaultOptions()
+		srv := testnet.StartServer(t, kind, n, o)
+		c := newClient(t, n)
+		c.start(t)
+		c.waitLog(t, `msg=bound`, 20*time.Second)
+		old := c.addr(t).Prefix
+		c.Kill()
+		c.Wait(10 * time.Second)
+		o.Hosts = []testnet.Host{{MAC: []byte{0x02, 0, 0, 0, 0, 0x98}, Addr: old.Addr()}}
+		srv.Reconfigure(t, o)
+		c.start(t)
+		c.waitLog(t, "adopted the address of a saved lease", 10*time.Second)
+		c.waitLog(t, "NAK from", 20*time.Second)
+		c.waitLog(t, `msg=bound`, 30*time.Second)
+		if a := c.addr(t).Prefix; a == old {
+			t.Errorf("still holds the refused %s", old)
+		}
+	})
+}
