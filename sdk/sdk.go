@@ -1,5 +1,5 @@
 // Package sdk is what a dyad daemon is written against: the stages of its
-// processes (launcher, supervisor, actuator, engine), the supervision of the
+// processes (supervisor, actuator, engine), the supervision of the
 // engine, the control channel between supervisor and actuator, logging and
 // the status socket.
 //

@@ -12,7 +12,7 @@ import (
 )
 
 // The status socket: a unix stream socket in the run directory that answers
-// every connection with one JSON document and closes it. The launcher
+// every connection with one JSON document and closes it. The supervisor
 // creates it (the engine cannot create files); the engine serves it, so no
 // privileged code reads what a client sends.
 

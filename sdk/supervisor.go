@@ -62,6 +62,10 @@ const (
 // Run supervises until the engine finishes or a signal stops the daemon,
 // and returns the exit code of the daemon.
 func (s *Supervisor) Run() int {
+	if s.Confine == nil {
+		s.Log.Error("a supervisor without confinement would keep every capability: refusing to start")
+		return 1
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -111,7 +115,7 @@ func (s *Supervisor) Run() int {
 			s.Log.Error("cannot start the engine", "err", err.Error())
 			return 1
 		}
-		if restarts == 0 && s.Confine != nil {
+		if restarts == 0 {
 			if err := s.Confine(); err != nil {
 				s.Log.Error("cannot confine the supervisor", "err", err.Error())
 				engine.Signal(syscall.SIGKILL)
@@ -218,7 +222,7 @@ func exitCode(st *os.ProcessState) int {
 	return st.ExitCode()
 }
 
-// ErrNotRoot is returned by a launcher started without root.
+// ErrNotRoot is returned by a supervisor started without root.
 var ErrNotRoot = errors.New("must be started as root (it drops privilege itself)")
 
 // CheckRoot refuses to launch without root.

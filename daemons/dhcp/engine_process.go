@@ -30,7 +30,7 @@ import (
 
 // The engine: the unprivileged process. It runs as a non-root user with no
 // capabilities under seccomp and landlock, and talks to the network only
-// through the sockets the launcher opened for it. It drives one Client per
+// through the sockets the supervisor opened for it. It drives one Client per
 // link and asks the actuator for every host change.
 
 // Descriptors of the engine, from 3: the pipe, the UDP socket, the status

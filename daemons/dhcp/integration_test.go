@@ -482,27 +482,75 @@ func TestSandboxOfRunningDaemon(t *testing.T) {
 		{"engine", 65534, 65534, 0},
 	} {
 		pid := procs[tc.proc]
-		st, err := sandbox.ReadStatus(pid)
+		tids, err := sandbox.Threads(pid)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.proc, err)
 		}
-		for i := range 4 {
-			if st.UID[i] != tc.uid || st.GID[i] != tc.gid {
-				t.Errorf("%s: Uid %v Gid %v, want %d/%d", tc.proc, st.UID, st.GID, tc.uid, tc.gid)
-				break
+		// Credentials and capabilities are per thread: check each.
+		for _, tid := range tids {
+			st, err := sandbox.ReadThreadStatus(pid, tid)
+			if err != nil {
+				continue // the thread exited meanwhile
+			}
+			what := fmt.Sprintf("%s thread %d", tc.proc, tid)
+			for i := range 4 {
+				if st.UID[i] != tc.uid || st.GID[i] != tc.gid {
+					t.Errorf("%s: Uid %v Gid %v, want %d/%d", what, st.UID, st.GID, tc.uid, tc.gid)
+					break
+				}
+			}
+			if tc.proc == "engine" && len(st.Groups) != 0 {
+				t.Errorf("%s: supplementary groups %v", what, st.Groups)
+			}
+			// A supervisor thread that started a child keeps that child's
+			// smaller bounding set.
+			if st.CapPrm != tc.caps || st.CapEff != tc.caps || st.CapBnd&^tc.caps != 0 || st.CapInh != 0 || st.CapAmb != 0 ||
+				tc.proc != "supervisor" && st.CapBnd != tc.caps {
+				t.Errorf("%s: CapInh %#x CapPrm %#x CapEff %#x CapBnd %#x CapAmb %#x, want %#x", what, st.CapInh, st.CapPrm, st.CapEff, st.CapBnd, st.CapAmb, tc.caps)
+			}
+			if st.Seccomp != 2 {
+				t.Errorf("%s: Seccomp %d, want 2 (filter)", what, st.Seccomp)
+			}
+			if tc.proc == "engine" && !st.NoNewPrivs {
+				t.Errorf("%s: NoNewPrivs not set", what)
 			}
 		}
-		if tc.proc == "engine" && len(st.Groups) != 0 {
-			t.Errorf("engine: supplementary groups %v", st.Groups)
+	}
+}
+
+// TestNoDescriptorLeaks starts the daemon holding a file its caller left
+// open, as a careless init might: neither child may inherit it.
+func TestNoDescriptorLeaks(t *testing.T) {
+	n := testnet.NewNet(t)
+	testnet.StartDnsmasq(t, n, n.DefaultOptions())
+	c := newClient(t, n)
+	secret := filepath.Join(c.dir, "secret")
+	if err := os.WriteFile(secret, []byte("root only"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := n.Command(t.Context(), n.Client, binary(t), c.args(n.ClientIf)...)
+	// Above the descriptors the children are given, which would cover it.
+	cmd.ExtraFiles = make([]*os.File, 20)
+	cmd.ExtraFiles[19] = f
+	c.Proc = testnet.StartCommand(t, cmd)
+	c.waitLog(t, `msg=bound`, 20*time.Second)
+	for stage, pid := range daemonProcs(t, c.Pid()) {
+		if stage == "supervisor" {
+			continue
 		}
-		if st.CapPrm != tc.caps || st.CapEff != tc.caps || st.CapBnd != tc.caps || st.CapInh != 0 || st.CapAmb != 0 {
-			t.Errorf("%s: CapInh %#x CapPrm %#x CapEff %#x CapBnd %#x CapAmb %#x, want %#x", tc.proc, st.CapInh, st.CapPrm, st.CapEff, st.CapBnd, st.CapAmb, tc.caps)
+		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if st.Seccomp != 2 {
-			t.Errorf("%s: Seccomp %d, want 2 (filter)", tc.proc, st.Seccomp)
-		}
-		if tc.proc == "engine" && !st.NoNewPrivs {
-			t.Errorf("engine: NoNewPrivs not set")
+		for _, e := range entries {
+			if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); target == secret {
+				t.Errorf("the %s holds the caller's file as descriptor %s", stage, e.Name())
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -20,11 +21,8 @@ import (
 // to the capabilities it needs to restart the engine, on every thread, and
 // confines itself. It never reads a byte from the network.
 
-// Descriptors the engine gets after the pipe (3): the UDP socket, the
-// status listener, then one packet socket per managed link.
-const (
-	maxLinks = 32 // bounds the links one daemon manages
-)
+// maxLinks bounds the links one daemon manages.
+const maxLinks = 32
 
 func supervise(args []string) int {
 	cfg, err := ParseArgs(args, os.Stderr)
@@ -33,6 +31,12 @@ func supervise(args []string) int {
 		return 2
 	}
 	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageSupervisor, cfg.Debug)
+	// Whatever the caller left open must not reach the children: the
+	// engine could read or write it whatever landlock says.
+	if err := closeOnExecFrom(3); err != nil {
+		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+		return 1
+	}
 	fail := func(err error) int {
 		log.Error(err.Error())
 		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
@@ -75,12 +79,14 @@ func supervise(args []string) int {
 			if err := sandbox.DropAllThreads(supervisorCaps()); err != nil {
 				return err
 			}
-			err := sandbox.Confine(sandbox.Profile{
+			if err := sandbox.Confine(sandbox.Profile{
 				Name:     "supervisor",
 				Syscalls: sandbox.SupervisorSyscalls(sandbox.EngineSyscalls()),
-			})
+			}); err != nil {
+				return err
+			}
 			log.Debug("confined")
-			return err
+			return nil
 		},
 	}
 	if cfg.OneShot {
@@ -213,3 +219,23 @@ func openUDPSocket() (*os.File, error) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// closeOnExecFrom marks every descriptor from first up close-on-exec, with
+// close_range where the kernel has it (5.11) and one by one otherwise.
+func closeOnExecFrom(first int) error {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list descriptors: %w", err)
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < first {
+			continue
+		}
+		unix.CloseOnExec(fd) // the directory's own descriptor may be gone: no error to check
+	}
+	return nil
+}

@@ -650,19 +650,39 @@ type dropReport struct {
 func childDropAllThreads() (*dropReport, error) {
 	onEach, stop := startThreads(6)
 	defer stop()
+	// Threads keep appearing and going while the drop runs, made by
+	// threads already done and by threads not yet.
+	quit := make(chan struct{})
+	var churn sync.WaitGroup
+	for range 2 {
+		churn.Add(1)
+		go func() {
+			defer churn.Done()
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				done := make(chan struct{})
+				go func() {
+					runtime.LockOSThread() // never unlocked: a new thread each time
+					close(done)
+				}()
+				<-done
+			}
+		}()
+	}
 	var r dropReport
-	if err := DropAllThreads([]Cap{unix.CAP_NET_ADMIN}); err != nil {
+	err := DropAllThreads([]Cap{unix.CAP_NET_ADMIN})
+	close(quit)
+	churn.Wait()
+	if err != nil {
 		r.Err = err.Error()
 		return &r, nil
 	}
-	r.Workers = onEach(func() string {
-		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-		var data [2]unix.CapUserData
-		if err := unix.Capget(&hdr, &data[0]); err != nil {
-			return err.Error()
-		}
-		return fmt.Sprintf("eff %#x prm %#x inh %#x", data[0].Effective, data[0].Permitted, data[0].Inheritable)
-	})
+	// Listed while the locked workers still live: each exits after its
+	// job below.
 	tids, err := Threads(os.Getpid())
 	if err != nil {
 		return nil, err
@@ -674,6 +694,14 @@ func childDropAllThreads() (*dropReport, error) {
 		}
 		r.Threads = append(r.Threads, s)
 	}
+	r.Workers = onEach(func() string {
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			return err.Error()
+		}
+		return fmt.Sprintf("eff %#x prm %#x inh %#x", data[0].Effective, data[0].Permitted, data[0].Inheritable)
+	})
 	done := make(chan Status)
 	go func() {
 		runtime.LockOSThread() // a fresh thread, never unlocked: it exits with the goroutine

@@ -615,7 +615,8 @@ func TestConfineRefusesPrivileged(t *testing.T) {
 func TestDropAllThreads(t *testing.T) {
 	requireRoot(t)
 	var r dropReport
-	// It starts as root with three capabilities and keeps one.
+	// It starts as root with three capabilities and keeps one, without
+	// CAP_SETPCAP: a thread asked twice must not need it.
 	decode(t, runChild(t, "drop-all-threads", Child{Keep: []Cap{unix.CAP_NET_ADMIN, unix.CAP_SETPCAP, unix.CAP_NET_RAW}}), &r)
 	if r.Err != "" {
 		t.Fatalf("DropAllThreads: %s", r.Err)
