@@ -165,6 +165,22 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
+// startBound starts a server of kind on a new Net (with options o, or the
+// defaults) and a long-lived client that holds a lease from it.
+func startBound(t *testing.T, kind testnet.Kind, o *testnet.ServerOptions) (*testnet.Net, *testnet.Server, *client) {
+	t.Helper()
+	n := testnet.NewNet(t)
+	opts := n.DefaultOptions()
+	if o != nil {
+		opts = *o
+	}
+	srv := testnet.StartServer(t, kind, n, opts)
+	c := newClient(t, n)
+	c.start(t)
+	c.waitLog(t, `msg=bound`, 20*time.Second)
+	return n, srv, c
+}
+
 func forEachServer(t *testing.T, f func(t *testing.T, kind testnet.Kind)) {
 	for _, kind := range servers {
 		t.Run(string(kind), func(t *testing.T) {
@@ -372,11 +388,7 @@ func TestNAKStartsOver(t *testing.T) {
 
 func TestRestartAfterSIGKILLKeepsAddress(t *testing.T) {
 	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
-		n := testnet.NewNet(t)
-		srv := testnet.StartServer(t, kind, n, n.DefaultOptions())
-		c := newClient(t, n)
-		c.start(t)
-		c.waitLog(t, `msg=bound`, 20*time.Second)
+		n, srv, c := startBound(t, kind, nil)
 		first := c.addr(t).Prefix
 		mon := monitorAddrs(t, n)
 		c.Kill()
@@ -402,11 +414,7 @@ func TestRestartAfterSIGKILLKeepsAddress(t *testing.T) {
 
 func TestEngineRestartKeepsAddress(t *testing.T) {
 	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
-		n := testnet.NewNet(t)
-		testnet.StartServer(t, kind, n, n.DefaultOptions())
-		c := newClient(t, n)
-		c.start(t)
-		c.waitLog(t, `msg=bound`, 20*time.Second)
+		n, _, c := startBound(t, kind, nil)
 		first := c.addr(t).Prefix
 		mon := monitorAddrs(t, n)
 		procs := daemonProcs(t, c.Pid())
@@ -643,11 +651,7 @@ func TestSeveralInterfaces(t *testing.T) {
 
 func TestCarrierLossThenInitReboot(t *testing.T) {
 	forEachServer(t, func(t *testing.T, kind testnet.Kind) {
-		n := testnet.NewNet(t)
-		srv := testnet.StartServer(t, kind, n, n.DefaultOptions())
-		c := newClient(t, n)
-		c.start(t)
-		c.waitLog(t, `msg=bound`, 20*time.Second)
+		n, srv, c := startBound(t, kind, nil)
 		first := c.addr(t).Prefix
 		mark := c.Mark()
 		// Taking the server's end down drops the client's carrier.
