@@ -33,11 +33,11 @@ import (
 // through the sockets the supervisor opened for it. It drives one Client per
 // link and asks the actuator for every host change.
 
-// Descriptors of the engine, from 3: the pipe, the UDP socket, the status
-// listener, then a packet socket per link.
+// Descriptors of the engine, from 3: the pipe, the status listener, then a
+// packet socket per link. The engine has no other socket: even unicast to
+// a server goes out as a frame on the link's packet socket.
 const (
 	efdPipe = 3 + iota
-	efdUDP
 	efdStatus
 	efdFirstPacket
 )
@@ -49,8 +49,10 @@ const (
 
 // inbound is a DHCP message the network readers hand to the main loop.
 type inbound struct {
-	ifindex int // 0: unknown (UDP), offered to every client
+	ifindex int
 	msg     *dhcpv4.DHCPv4
+	from    netip.Addr       // the IPv4 source of the frame
+	fromMAC net.HardwareAddr // its Ethernet source: the next hop back
 }
 
 type reply struct {
@@ -65,7 +67,12 @@ type engine struct {
 	rnd  *rand.Rand
 
 	packets map[int]*os.File // by interface index
-	udp     *net.UDPConn
+	// nextHop remembers, per link, the Ethernet source of frames from each
+	// server address, so that unicast to a server (RENEWING, RELEASE) goes
+	// out on the packet socket; lastHop is the last reply's, for a server
+	// whose replies come through a relay with another address.
+	nextHop map[int]map[netip.Addr]net.HardwareAddr
+	lastHop map[int]net.HardwareAddr
 
 	in      chan inbound
 	replies chan reply
@@ -117,7 +124,7 @@ func runEngine(args []string) int {
 	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, *debug)
 	_ = time.Now().Local() // load the zone before landlock hides it
 
-	for _, fd := range []int{efdPipe, efdUDP, efdStatus} {
+	for _, fd := range []int{efdPipe, efdStatus} {
 		if err := unix.SetNonblock(fd, true); err != nil {
 			log.Error("missing descriptor from the supervisor", "fd", fd, "err", err.Error())
 			return sdk.ExitGaveUp
@@ -129,7 +136,6 @@ func runEngine(args []string) int {
 		return sdk.ExitGaveUp
 	}
 	pipe := os.NewFile(efdPipe, "pipe")
-	udpFile := os.NewFile(efdUDP, "udp")
 	status := os.NewFile(efdStatus, "status")
 
 	if err := sandbox.Confine(sandbox.Profile{
@@ -150,21 +156,12 @@ func runEngine(args []string) int {
 		log.Error(err.Error())
 		return sdk.ExitGaveUp
 	}
-	pc, err := net.FilePacketConn(udpFile)
-	udpFile.Close()
-	if err != nil {
-		log.Error("UDP socket", "err", err.Error())
-		return sdk.ExitGaveUp
-	}
-	udp, ok := pc.(*net.UDPConn)
-	if !ok {
-		log.Error("descriptor 5 is not a UDP socket")
-		return sdk.ExitGaveUp
-	}
 	var seed [16]byte
 	crand.Read(seed[:])
 	e := &engine{
-		log: log, conn: conn, packets: packets, udp: udp,
+		log: log, conn: conn, packets: packets,
+		nextHop:   map[int]map[netip.Addr]net.HardwareAddr{},
+		lastHop:   map[int]net.HardwareAddr{},
 		rnd:       rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
 		in:        make(chan inbound, 64),
 		replies:   make(chan reply, 16),
@@ -185,7 +182,6 @@ func runEngine(args []string) int {
 	for idx, f := range e.packets {
 		go e.readPackets(idx, f)
 	}
-	go e.readUDP()
 	return e.run()
 }
 
@@ -317,27 +313,7 @@ func (e *engine) readPackets(ifindex int, f *os.File) {
 			e.log.Debug("dropped DHCP message", "from", f.SrcIP, "err", err.Error())
 			continue
 		}
-		e.in <- inbound{ifindex: ifindex, msg: m}
-	}
-}
-
-func (e *engine) readUDP() {
-	buf := make([]byte, 4096)
-	for {
-		n, from, err := e.udp.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			e.fatal <- fmt.Errorf("UDP socket: %w", err)
-			return
-		}
-		if from.Port() != serverPort {
-			continue
-		}
-		m, err := dhcpv4.FromBytes(buf[:n])
-		if err != nil {
-			e.log.Debug("dropped DHCP message", "from", from, "err", err.Error())
-			continue
-		}
-		e.in <- inbound{msg: m}
+		e.in <- inbound{ifindex: ifindex, msg: m, from: f.SrcIP, fromMAC: f.SrcMAC}
 	}
 }
 
@@ -370,15 +346,9 @@ func (e *engine) run() int {
 			}
 		case in := <-e.in:
 			now := time.Now()
-			switch {
-			case in.ifindex != 0:
-				if c := e.clients[in.ifindex]; c != nil {
-					c.HandleMessage(now, in.msg)
-				}
-			default:
-				for _, c := range e.clients {
-					c.HandleMessage(now, in.msg)
-				}
+			if c := e.clients[in.ifindex]; c != nil {
+				e.learnHop(in)
+				c.HandleMessage(now, in.msg)
 			}
 		case <-timer.C:
 			now := time.Now()
@@ -559,14 +529,14 @@ func (e *engine) call(op privsep.Message) error {
 
 func (e *engine) send(ifindex int, s Send) {
 	b := s.Message.ToBytes()
-	if s.Unicast.IsValid() {
-		if _, err := e.udp.WriteToUDPAddrPort(b, netip.AddrPortFrom(s.Unicast, serverPort)); err != nil {
-			e.log.Warn("send failed", "to", s.Unicast, "err", err.Error())
-		}
-		return
-	}
 	src, _ := netip.AddrFromSlice(s.Message.ClientIPAddr.To4())
-	frame, err := BuildFrame(s.Message.ClientHWAddr, src, b)
+	var frame []byte
+	var err error
+	if s.Unicast.IsValid() {
+		frame, err = BuildUnicastFrame(s.Message.ClientHWAddr, e.hopTo(ifindex, s.Unicast), src, s.Unicast, b)
+	} else {
+		frame, err = BuildFrame(s.Message.ClientHWAddr, src, b)
+	}
 	if err != nil {
 		e.log.Error(err.Error())
 		return
@@ -582,7 +552,7 @@ func (e *engine) send(ifindex int, s Send) {
 		return
 	}
 	to := &unix.SockaddrLinklayer{Ifindex: ifindex, Protocol: htons(unix.ETH_P_IP), Halen: 6}
-	copy(to.Addr[:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	copy(to.Addr[:], frame[0:6])
 	var serr error
 	err = raw.Write(func(fd uintptr) bool {
 		serr = unix.Sendto(int(fd), frame, 0, to)
@@ -595,6 +565,35 @@ func (e *engine) send(ifindex int, s Send) {
 		e.log.Warn("send failed", "interface", ifindex, "err", err.Error())
 	}
 	e.log.Debug("sent", "type", s.Message.MessageType().String(), "interface", ifindex)
+}
+
+// learnHop remembers where a reply on a link came from.
+func (e *engine) learnHop(in inbound) {
+	if len(in.fromMAC) != 6 || !isUnicast(in.from) {
+		return
+	}
+	hops := e.nextHop[in.ifindex]
+	if hops == nil {
+		hops = map[netip.Addr]net.HardwareAddr{}
+		e.nextHop[in.ifindex] = hops
+	}
+	if len(hops) < maxServers*4 { // bounded, whatever the link sends
+		hops[in.from] = in.fromMAC
+	}
+	e.lastHop[in.ifindex] = in.fromMAC
+}
+
+// hopTo is the Ethernet address to reach server on a link: the one its
+// replies came from, else the last reply's sender (a relay), else
+// broadcast, which the server's host still takes for its own IP address.
+func (e *engine) hopTo(ifindex int, server netip.Addr) net.HardwareAddr {
+	if mac := e.nextHop[ifindex][server]; mac != nil {
+		return mac
+	}
+	if mac := e.lastHop[ifindex]; mac != nil {
+		return mac
+	}
+	return broadcastMAC
 }
 
 // writeHostFiles writes resolv.conf, the NTP list and the host name from

@@ -92,23 +92,37 @@ func ParseFrame(b []byte) (Frame, error) {
 // broadcast, IPv4 from src (zero before a lease) to 255.255.255.255, UDP
 // 68 to 67, with checksums.
 func BuildFrame(srcMAC net.HardwareAddr, src netip.Addr, payload []byte) ([]byte, error) {
+	return buildFrame(srcMAC, broadcastMAC, src, netip.AddrFrom4([4]byte{255, 255, 255, 255}), payload)
+}
+
+var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// BuildUnicastFrame wraps a DHCP message for one server: to dst at the
+// next hop dstMAC (the server, or the relay that forwarded its reply).
+func BuildUnicastFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, payload []byte) ([]byte, error) {
+	if len(dstMAC) != 6 {
+		return nil, fmt.Errorf("frame: hardware address %s is not Ethernet's", dstMAC)
+	}
+	return buildFrame(srcMAC, dstMAC, src, dst, payload)
+}
+
+func buildFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, payload []byte) ([]byte, error) {
 	if len(srcMAC) != 6 {
 		return nil, fmt.Errorf("frame: hardware address %s is not Ethernet's", srcMAC)
 	}
 	if !src.IsValid() {
 		src = netip.IPv4Unspecified()
 	}
-	if !src.Is4() {
-		return nil, fmt.Errorf("frame: source %s is not IPv4", src)
+	if !src.Is4() || !dst.Is4() {
+		return nil, fmt.Errorf("frame: %s to %s is not IPv4", src, dst)
 	}
 	ulen := udpHeaderLen + len(payload)
 	total := ipv4HeaderLen + ulen
 	if total > 0xffff {
 		return nil, fmt.Errorf("frame: %d-byte payload is too long", len(payload))
 	}
-	dst := netip.AddrFrom4([4]byte{255, 255, 255, 255})
 	b := make([]byte, ethHeaderLen+total)
-	copy(b[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	copy(b[0:6], dstMAC)
 	copy(b[6:12], srcMAC)
 	binary.BigEndian.PutUint16(b[12:14], etherTypeIPv4)
 

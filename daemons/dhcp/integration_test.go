@@ -313,6 +313,10 @@ func TestRenewal(t *testing.T) {
 		if c.addr(t).Prefix != first.Prefix {
 			t.Errorf("address changed on renewal")
 		}
+		// The unicast REQUEST of RENEWING was answered: no rebinding.
+		if strings.Contains(string(c.Output()), "msg=rebinding") {
+			t.Errorf("the renewal went unanswered until rebinding:\n%s", c.Output())
+		}
 		assertNoDeletion(t, mon)
 	})
 }

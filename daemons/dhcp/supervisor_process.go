@@ -57,10 +57,14 @@ func supervise(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Never read and never given to the engine: bound, it only keeps the
+	// kernel from answering a server's unicast reply with ICMP port
+	// unreachable. The engine reads that reply from its packet socket.
 	udp, err := openUDPSocket()
 	if err != nil {
 		return fail(err)
 	}
+	defer udp.Close()
 	status, err := sdk.ListenStatus(cfg.RunDir)
 	if err != nil {
 		return fail(err)
@@ -72,7 +76,7 @@ func supervise(args []string) int {
 		ActuatorArgs: args,
 		EngineArgs:   engineArgs(cfg, len(packets)),
 		ActuatorCaps: actuatorCaps(cfg),
-		EngineFiles:  append([]*os.File{udp, status}, packets...),
+		EngineFiles:  append([]*os.File{status}, packets...),
 		EngineUID:    cfg.EngineUID,
 		EngineGID:    cfg.EngineGID,
 		Confine: func() error {
@@ -198,9 +202,8 @@ func dhcpReplyFilter() []unix.SockFilter {
 	}
 }
 
-// openUDPSocket opens the socket for unicast to servers (RENEWING,
-// RELEASE); bound to port 68 it also keeps the kernel from answering a
-// server's unicast reply with ICMP port unreachable.
+// openUDPSocket binds port 68 with the smallest receive buffer: what
+// arrives is dropped, silently.
 func openUDPSocket() (*os.File, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -208,6 +211,10 @@ func openUDPSocket() (*os.File, error) {
 	}
 	f := os.NewFile(uintptr(fd), "udp")
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("UDP socket: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 0); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("UDP socket: %w", err)
 	}
