@@ -92,7 +92,8 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 	if path == "" {
 		path, must = DefaultConfigFile, false
 	}
-	if err := c.load(path, must); err != nil {
+	loaded, err := c.load(path, must)
+	if err != nil {
 		return nil, err
 	}
 	set := map[string]bool{}
@@ -119,25 +120,32 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 	if fs.NArg() > 0 {
 		c.Interfaces = fs.Args()
 	}
-	return c, c.finish()
+	if err := c.finish(); err != nil {
+		if loaded {
+			// The value may come from the file: say which one.
+			return nil, fmt.Errorf("%w (configuration %s)", err, path)
+		}
+		return nil, err
+	}
+	return c, nil
 }
 
 // load reads the YAML file strictly: an unknown key or a wrong type is an
-// error naming the file and the line.
-func (c *Config) load(path string, must bool) error {
+// error naming the file and the line. It reports whether a file was read.
+func (c *Config) load(path string, must bool) (bool, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && !must {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
+		return false, fmt.Errorf("config: %w", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config: %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return false, fmt.Errorf("config: %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	return nil
+	return true, nil
 }
 
 // finish fills defaults and checks values that do not depend on the host.
