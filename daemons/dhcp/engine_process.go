@@ -88,7 +88,6 @@ type engine struct {
 	fatal chan error
 
 	clients map[int]*Client // by interface index
-	links   map[int]privsep.LinkEvent
 	saved   map[string]*privsep.Lease
 
 	// written remembers the last content sent for the host-wide files, so
@@ -168,7 +167,6 @@ func runEngine(args []string) int {
 		linkReady: make(chan struct{}, 1),
 		fatal:     make(chan error, 4),
 		clients:   map[int]*Client{},
-		links:     map[int]privsep.LinkEvent{},
 		saved:     map[string]*privsep.Lease{},
 		written:   map[privsep.Kind]string{},
 	}
@@ -403,10 +401,8 @@ func (e *engine) linkChanged(now time.Time, l privsep.LinkEvent) {
 			c.Stop(now)
 			delete(e.clients, l.Index)
 		}
-		delete(e.links, l.Index)
 		return
 	}
-	e.links[l.Index] = l
 	if c == nil {
 		if len(l.HardwareAddr) != 6 {
 			e.log.Debug("skipping a link without an Ethernet address", "interface", l.Name)
