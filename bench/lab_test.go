@@ -297,6 +297,16 @@ func (l *lab) timeOnce(c *dhcpClient) (time.Duration, error) {
 			err = fmt.Errorf("exited with %v after configuring its address", r.err)
 		}
 	}
+	if err := l.finish(c, r, err); err != nil {
+		return 0, err
+	}
+	return at.Sub(r.start), nil
+}
+
+// finish stops a run, kills what the client left behind and clears the
+// link for the next run. It returns the run's error, or the first one it
+// meets, with the client's log.
+func (l *lab) finish(c *dhcpClient, r *running, err error) error {
 	r.stop()
 	strays := killStrays(l.srv.Pid())
 	if err == nil && len(strays) > 0 {
@@ -306,9 +316,9 @@ func (l *lab) timeOnce(c *dhcpClient) (time.Duration, error) {
 		err = ferr
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w\n%s", c.name, err, r.log())
+		return fmt.Errorf("%s: %w\n%s", c.name, err, r.log())
 	}
-	return at.Sub(r.start), nil
+	return nil
 }
 
 // memSample is the memory of a client's processes.
@@ -346,16 +356,8 @@ func (l *lab) memOnce(c *dhcpClient, settle time.Duration) (memSample, error) {
 			m, err = treeMemory(r.cmd.Process.Pid)
 		}
 	}
-	r.stop()
-	strays := killStrays(l.srv.Pid())
-	if err == nil && len(strays) > 0 {
-		err = fmt.Errorf("left processes behind (killed): %s", strings.Join(strays, ", "))
-	}
-	if ferr := l.flush(); err == nil {
-		err = ferr
-	}
-	if err != nil {
-		return memSample{}, fmt.Errorf("%s: %w\n%s", c.name, err, r.log())
+	if err := l.finish(c, r, err); err != nil {
+		return memSample{}, err
 	}
 	return m, nil
 }
