@@ -39,12 +39,10 @@ type actuator struct {
 }
 
 func actuate(args []string) int {
-	cfg, err := ParseArgs(args, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+	cfg, log, ok := stageConfig(args, sdk.StageActuator)
+	if !ok {
 		return 2
 	}
-	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageActuator, cfg.Debug)
 	ctl := sdk.NewControl(os.NewFile(3, "control"))
 
 	writable := []string{cfg.StateDir}

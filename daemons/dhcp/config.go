@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/sdk"
 )
 
 // Config is dyad-dhcp's configuration: the file (YAML, strict) overlaid by
@@ -128,6 +130,17 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// stageConfig parses the command line a privileged stage was given and
+// makes its logger. A refused command line is reported on stderr.
+func stageConfig(args []string, stage sdk.Stage) (*Config, *slog.Logger, bool) {
+	cfg, err := ParseArgs(args, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+		return nil, nil, false
+	}
+	return cfg, sdk.NewLogger(os.Stderr, "dyad-dhcp", stage, cfg.Debug), true
 }
 
 // load reads the YAML file strictly: an unknown key or a wrong type is an

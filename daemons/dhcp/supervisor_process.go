@@ -25,22 +25,19 @@ import (
 const maxLinks = 32
 
 func supervise(args []string) int {
-	cfg, err := ParseArgs(args, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
+	cfg, log, ok := stageConfig(args, sdk.StageSupervisor)
+	if !ok {
 		return 2
-	}
-	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageSupervisor, cfg.Debug)
-	// Whatever the caller left open must not reach the children: the
-	// engine could read or write it whatever landlock says.
-	if err := closeOnExecFrom(3); err != nil {
-		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
-		return 1
 	}
 	fail := func(err error) int {
 		log.Error(err.Error())
 		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
 		return 1
+	}
+	// Whatever the caller left open must not reach the children: the
+	// engine could read or write it whatever landlock says.
+	if err := closeOnExecFrom(3); err != nil {
+		return fail(err)
 	}
 	if err := sdk.CheckRoot("dyad-dhcp"); err != nil {
 		return fail(err)
@@ -153,24 +150,32 @@ func closeFiles(files []*os.File) {
 // filter is in place, so no unfiltered frame is ever queued; and bound to
 // the link, it cannot send on any other.
 func openPacketSocket(ifindex int) (*os.File, error) {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	return newSocket("packet socket", unix.AF_PACKET, unix.SOCK_RAW, func(fd int) error {
+		prog := dhcpReplyFilter()
+		fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: unsafe.SliceData(prog)}
+		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+			return fmt.Errorf("attach filter: %w", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1); err != nil {
+			return fmt.Errorf("lock filter: %w", err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifindex}); err != nil {
+			return fmt.Errorf("bind: %w", err)
+		}
+		return nil
+	})
+}
+
+// newSocket opens a socket and sets it up, closing it if setup fails.
+func newSocket(name string, domain, typ int, setup func(fd int) error) (*os.File, error) {
+	fd, err := unix.Socket(domain, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("packet socket: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	f := os.NewFile(uintptr(fd), "packet")
-	prog := dhcpReplyFilter()
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: unsafe.SliceData(prog)}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+	f := os.NewFile(uintptr(fd), name)
+	if err := setup(fd); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("packet socket: attach filter: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("packet socket: lock filter: %w", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifindex}); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("packet socket: bind: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return f, nil
 }
@@ -205,24 +210,18 @@ func dhcpReplyFilter() []unix.SockFilter {
 // openUDPSocket binds port 68 with the smallest receive buffer: what
 // arrives is dropped, silently.
 func openUDPSocket() (*os.File, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("UDP socket: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "udp")
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("UDP socket: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 0); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("UDP socket: %w", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: clientPort}); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("UDP socket: bind port %d: %w", clientPort, err)
-	}
-	return f, nil
+	return newSocket("UDP socket", unix.AF_INET, unix.SOCK_DGRAM, func(fd int) error {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return err
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 0); err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: clientPort}); err != nil {
+			return fmt.Errorf("bind port %d: %w", clientPort, err)
+		}
+		return nil
+	})
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

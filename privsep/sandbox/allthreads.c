@@ -8,8 +8,9 @@
 // thread in turn, and the signal handler makes the call on that thread.
 //
 // The state below is shared with the signal handler, which runs on the
-// target thread; dyad_ll_begin and dyad_ll_end bracket one round of use,
-// and a second concurrent round is refused.
+// target thread. A round of use starts with dyad_ll_begin or
+// dyad_caps_begin and ends with dyad_round_end; a second concurrent round
+// is refused.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -108,32 +109,40 @@ static void handler(int sig, siginfo_t *info, void *ucontext) {
 	errno = saved_errno;
 }
 
-static int begin(void);
+static int install(void);
 
-int dyad_ll_begin(int fd, unsigned int flags) {
+// claim starts a round of op, or refuses a second concurrent one.
+static int claim(int which) {
 	int expected = 0;
 	if (!atomic_compare_exchange_strong(&busy, &expected, 1)) {
 		return EBUSY;
 	}
-	atomic_store(&op, OP_LANDLOCK);
+	atomic_store(&op, which);
+	return 0;
+}
+
+int dyad_ll_begin(int fd, unsigned int flags) {
+	int err = claim(OP_LANDLOCK);
+	if (err != 0) {
+		return err;
+	}
 	atomic_store(&ruleset_fd, fd);
 	atomic_store(&restrict_flags, flags);
-	return begin();
+	return install();
 }
 
 int dyad_caps_begin(unsigned long long keep, int last) {
-	int expected = 0;
-	if (!atomic_compare_exchange_strong(&busy, &expected, 1)) {
-		return EBUSY;
+	int err = claim(OP_CAPS);
+	if (err != 0) {
+		return err;
 	}
-	atomic_store(&op, OP_CAPS);
 	atomic_store(&caps_keep, keep);
 	atomic_store(&caps_last, last);
-	return begin();
+	return install();
 }
 
-// begin installs the handler for one round; busy is held.
-static int begin(void) {
+// install installs the handler for one round; busy is held.
+static int install(void) {
 	atomic_store(&target_tid, 0);
 	atomic_store(&done_tid, 0);
 	struct sigaction sa;
@@ -152,7 +161,7 @@ static int begin(void) {
 	return 0;
 }
 
-int dyad_ll_end(void) {
+int dyad_round_end(void) {
 	int err = 0;
 	if (sigaction(DYAD_LL_SIGNAL, &saved_action, NULL) != 0) {
 		err = errno;

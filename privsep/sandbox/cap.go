@@ -221,7 +221,7 @@ func DropAllThreads(keep []Cap) error {
 		return fmt.Errorf("sandbox: drop capabilities: install signal handler: %w", unix.Errno(e))
 	}
 	err = signalEachThread("drop capabilities")
-	if e := C.dyad_ll_end(); e != 0 && err == nil {
+	if e := C.dyad_round_end(); e != 0 && err == nil {
 		err = fmt.Errorf("drop capabilities: restore signal handler: %w", unix.Errno(e))
 	}
 	if err != nil {

@@ -158,7 +158,7 @@ func restrictAllThreads(ruleset int) error {
 		return fmt.Errorf("landlock: install signal handler: %w", unix.Errno(e))
 	}
 	err := signalEachThread("landlock")
-	if e := C.dyad_ll_end(); e != 0 && err == nil {
+	if e := C.dyad_round_end(); e != 0 && err == nil {
 		err = fmt.Errorf("landlock: restore signal handler: %w", unix.Errno(e))
 	}
 	return err
