@@ -84,7 +84,7 @@ func actuate(args []string) int {
 		log.Error("cannot watch links", "err", err.Error())
 		return 1
 	}
-	a.adoptSavedAddresses()
+	a.adoptSaved()
 	log.Debug("ready")
 
 	server := &privsep.Server{
@@ -134,11 +134,13 @@ func (a *actuator) setConn(c *privsep.Conn) {
 	a.mu.Unlock()
 }
 
-// adoptSavedAddresses enters in the ledger the addresses of saved leases
-// that are still on their links: they are this daemon's from before a
-// restart, and a new engine may need to remove them.
-func (a *actuator) adoptSavedAddresses() {
+// adoptSaved enters in the ledger the leases saved before a restart, so
+// that they count against the limit on saved leases, and their addresses
+// that are still on their links: they are this daemon's, and a new engine
+// may need to remove them.
+func (a *actuator) adoptSaved() {
 	for _, l := range a.savedLeases() {
+		a.guard.Record(&privsep.LeaseSave{Lease: l})
 		addrs, err := a.nl.Addrs(l.Interface)
 		if err != nil {
 			continue // the link is gone

@@ -1,6 +1,8 @@
 package dhcp_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -28,54 +30,8 @@ func TestCompromisedEngineAgainstRealActuator(t *testing.T) {
 	if err := os.MkdirAll(c.state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	sup, act, err := sdk.ControlPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sup.Close()
-	cmd := n.Command(t.Context(), n.Client, binary(t), c.args(n.ClientIf)...)
-	// ip netns exec runs the binary by path with this argv[0]: that names
-	// the stage.
-	cmd.Args = append([]string{"ip", "netns", "exec", n.Client, "bash", "-c", `exec -a "dyad-dhcp: actuator" "$0" "$@"`, binary(t)}, c.args(n.ClientIf)...)
-	cmd.ExtraFiles = []*os.File{act.File()}
-	p := testnet.StartCommand(t, cmd)
-	act.Close()
-
-	engAct, eng, err := privsep.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	if err := sup.SendSession(engAct.File()); err != nil {
-		t.Fatal(err)
-	}
-	engAct.Close()
-
-	var id uint64
-	ask := func(m privsep.Message) *privsep.Reply {
-		t.Helper()
-		id++
-		if err := eng.Send(id, m); err != nil {
-			t.Fatalf("send %s: %v", m.Kind(), err)
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			_, got, _, err := eng.Receive()
-			if err != nil {
-				t.Fatalf("receive: %v\n%s", err, p.Output())
-			}
-			switch got := got.(type) {
-			case *privsep.Reply:
-				return got
-			case *privsep.Welcome:
-				return &privsep.Reply{}
-			}
-			// link events come in between
-		}
-		t.Fatal("no reply")
-		return nil
-	}
-	ask(&privsep.Hello{Version: privsep.ProtocolVersion, Daemon: "dhcp"})
+	a := startActuator(t, n, c, n.ClientIf)
+	p, eng, ask := a.proc, a.eng, a.ask
 
 	hostile := []privsep.Message{
 		&privsep.LinkUp{Interface: "lo"},
@@ -125,6 +81,113 @@ func TestCompromisedEngineAgainstRealActuator(t *testing.T) {
 	}
 	if out := string(p.Output()); strings.Count(out, "refused engine request") < len(hostile)+2 {
 		t.Errorf("refusals not all logged:\n%s", out)
+	}
+}
+
+// actuatorSession is an actuator process started from the real binary,
+// and the engine's end of its session, held by the test.
+type actuatorSession struct {
+	t    *testing.T
+	proc *testnet.Proc
+	eng  *privsep.Conn
+	id   uint64
+}
+
+// startActuator starts the actuator stage for the interfaces or patterns
+// given, hands it a session as the supervisor would, and says hello.
+func startActuator(t *testing.T, n *testnet.Net, c *client, ifaces ...string) *actuatorSession {
+	t.Helper()
+	sup, act, err := sdk.ControlPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sup.Close() })
+	cmd := n.Command(t.Context(), n.Client, binary(t), c.args(ifaces...)...)
+	// ip netns exec runs the binary by path with this argv[0]: that names
+	// the stage.
+	cmd.Args = append([]string{"ip", "netns", "exec", n.Client, "bash", "-c", `exec -a "dyad-dhcp: actuator" "$0" "$@"`, binary(t)}, c.args(ifaces...)...)
+	cmd.ExtraFiles = []*os.File{act.File()}
+	p := testnet.StartCommand(t, cmd)
+	act.Close()
+
+	engAct, eng, err := privsep.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	if _, err := sup.SendSession(engAct.File()); err != nil {
+		t.Fatal(err)
+	}
+	engAct.Close()
+	a := &actuatorSession{t: t, proc: p, eng: eng}
+	a.ask(&privsep.Hello{Version: privsep.ProtocolVersion, Daemon: "dhcp"})
+	return a
+}
+
+// ask sends m and returns the actuator's reply to it; a welcome stands for
+// an empty reply.
+func (a *actuatorSession) ask(m privsep.Message) *privsep.Reply {
+	t := a.t
+	t.Helper()
+	a.id++
+	if err := a.eng.Send(a.id, m); err != nil {
+		t.Fatalf("send %s: %v", m.Kind(), err)
+	}
+	// Bounded: link events may come in between.
+	for range 100 {
+		_, got, _, err := a.eng.Receive()
+		if err != nil {
+			t.Fatalf("receive: %v\n%s", err, a.proc.Output())
+		}
+		switch got := got.(type) {
+		case *privsep.Reply:
+			return got
+		case *privsep.Welcome:
+			return &privsep.Reply{}
+		}
+	}
+	t.Fatalf("no reply to %s", m.Kind())
+	return nil
+}
+
+// TestSavedLeasesCountAgainstTheLimit starts the actuator over a state
+// directory that already holds the most leases allowed, for interfaces
+// its pattern matches: a compromised engine cannot save one more.
+func TestSavedLeasesCountAgainstTheLimit(t *testing.T) {
+	n := testnet.NewNet(t)
+	c := newClient(t, n)
+	if err := os.MkdirAll(c.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const limit = 16 // privsep.Policy's default MaxLeases
+	lease := func(i int) privsep.Lease {
+		return privsep.Lease{
+			Interface: fmt.Sprintf("dy%d", i),
+			Address:   netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, byte(i), 2}), 24),
+			Server:    netip.AddrFrom4([4]byte{10, 77, byte(i), 1}),
+			LeaseTime: 3600, RenewTime: 1800, RebindTime: 3150,
+			Acquired: time.Now().Unix(),
+		}
+	}
+	for i := range limit {
+		b, err := json.Marshal(lease(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(c.state, fmt.Sprintf("dy%d.lease", i)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := startActuator(t, n, c, "dy*")
+	if r := a.ask(&privsep.LeaseSave{Lease: lease(limit)}); r.Error == "" {
+		t.Errorf("a lease beyond the %d already saved was accepted", limit)
+	}
+	if _, err := os.Stat(filepath.Join(c.state, fmt.Sprintf("dy%d.lease", limit))); err == nil {
+		t.Errorf("the lease beyond the limit was written")
+	}
+	// Replacing a saved one stays allowed.
+	if r := a.ask(&privsep.LeaseSave{Lease: lease(3)}); r.Error != "" {
+		t.Errorf("replacing a saved lease was refused: %s", r.Error)
 	}
 }
 
