@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,9 +13,15 @@ import (
 // privileged: the supervisor hands the actuator each new engine session
 // (its end of a fresh pipe), and the actuator asks the supervisor to stop an
 // engine that proved hostile. Messages are one byte, plus a descriptor for
-// a session.
+// a session or the number of the session a report is about.
+//
+// Both ends number the sessions in the order they pass over the channel, so
+// a report that arrives after its engine has gone (and another started)
+// names a session that is no longer the current one, and the supervisor
+// does not kill the wrong engine.
 type Control struct {
-	f *os.File
+	f        *os.File
+	sessions uint64 // sessions sent or received so far
 }
 
 // Control messages.
@@ -29,12 +36,12 @@ func ControlPair() (supervisor, actuator *Control, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("sdk: control socketpair: %w", err)
 	}
-	return &Control{os.NewFile(uintptr(fds[0]), "control-supervisor")},
-		&Control{os.NewFile(uintptr(fds[1]), "control-actuator")}, nil
+	return &Control{f: os.NewFile(uintptr(fds[0]), "control-supervisor")},
+		&Control{f: os.NewFile(uintptr(fds[1]), "control-actuator")}, nil
 }
 
 // NewControl wraps an inherited descriptor.
-func NewControl(f *os.File) *Control { return &Control{f} }
+func NewControl(f *os.File) *Control { return &Control{f: f} }
 
 // File returns the socket, to hand to a child.
 func (c *Control) File() *os.File { return c.f }
@@ -42,17 +49,21 @@ func (c *Control) File() *os.File { return c.f }
 // Close closes this end.
 func (c *Control) Close() error { return c.f.Close() }
 
-// SendSession hands the actuator its end of a new engine pipe.
-func (c *Control) SendSession(pipe *os.File) error {
+// SendSession hands the actuator its end of a new engine pipe and returns
+// the number of that session.
+func (c *Control) SendSession(pipe *os.File) (uint64, error) {
 	if err := unix.Sendmsg(int(c.f.Fd()), []byte{ctlSession}, unix.UnixRights(int(pipe.Fd())), nil, 0); err != nil {
-		return fmt.Errorf("sdk: control: send session: %w", err)
+		return 0, fmt.Errorf("sdk: control: send session: %w", err)
 	}
-	return nil
+	c.sessions++
+	return c.sessions, nil
 }
 
-// SendHostile asks the supervisor to stop the current engine.
+// SendHostile asks the supervisor to stop the engine of the session
+// received last.
 func (c *Control) SendHostile() error {
-	if err := unix.Sendmsg(int(c.f.Fd()), []byte{ctlHostile}, nil, nil, 0); err != nil {
+	msg := binary.BigEndian.AppendUint64([]byte{ctlHostile}, c.sessions)
+	if err := unix.Sendmsg(int(c.f.Fd()), msg, nil, nil, 0); err != nil {
 		return fmt.Errorf("sdk: control: send hostile: %w", err)
 	}
 	return nil
@@ -63,36 +74,41 @@ var ErrControlClosed = errors.New("sdk: control channel closed")
 
 // ReceiveSession waits for the next session from the supervisor.
 func (c *Control) ReceiveSession() (*os.File, error) {
-	kind, files, err := c.receive()
+	msg, files, err := c.receive()
 	if err != nil {
 		return nil, err
 	}
-	if kind != ctlSession || len(files) != 1 {
+	if len(msg) != 1 || msg[0] != ctlSession || len(files) != 1 {
 		for _, f := range files {
 			f.Close()
 		}
-		return nil, fmt.Errorf("sdk: control: unexpected message %q with %d descriptors", kind, len(files))
+		return nil, fmt.Errorf("sdk: control: unexpected message %q with %d descriptors", msg, len(files))
 	}
+	c.sessions++
 	return files[0], nil
 }
 
-// ReceiveHostile waits for the actuator to ask for the engine to be stopped.
-func (c *Control) ReceiveHostile() error {
-	kind, files, err := c.receive()
+// ReceiveHostile waits for the actuator to ask for an engine to be stopped,
+// and returns the number of that engine's session.
+func (c *Control) ReceiveHostile() (session uint64, err error) {
+	msg, files, err := c.receive()
 	for _, f := range files {
 		f.Close()
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if kind != ctlHostile {
-		return fmt.Errorf("sdk: control: unexpected message %q", kind)
+	if len(msg) != 9 || msg[0] != ctlHostile {
+		return 0, fmt.Errorf("sdk: control: unexpected message %q", msg)
 	}
-	return nil
+	return binary.BigEndian.Uint64(msg[1:]), nil
 }
 
-func (c *Control) receive() (byte, []*os.File, error) {
-	buf := make([]byte, 1)
+// receive reads one message (at most 9 bytes; a longer one comes out
+// truncated to that, and is refused for its length) and the descriptors
+// that came with it.
+func (c *Control) receive() ([]byte, []*os.File, error) {
+	buf := make([]byte, 10)
 	oob := make([]byte, unix.CmsgSpace(4))
 	for range 64 { // EINTR retries, bounded
 		n, oobn, _, _, err := unix.Recvmsg(int(c.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
@@ -100,28 +116,28 @@ func (c *Control) receive() (byte, []*os.File, error) {
 			continue
 		}
 		if err != nil {
-			return 0, nil, fmt.Errorf("sdk: control: receive: %w", err)
+			return nil, nil, fmt.Errorf("sdk: control: receive: %w", err)
 		}
 		if n == 0 {
-			return 0, nil, ErrControlClosed
+			return nil, nil, ErrControlClosed
 		}
 		var files []*os.File
 		if oobn > 0 {
 			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 			if err != nil {
-				return 0, nil, fmt.Errorf("sdk: control: %w", err)
+				return nil, nil, fmt.Errorf("sdk: control: %w", err)
 			}
 			for _, m := range msgs {
 				fds, err := unix.ParseUnixRights(&m)
 				if err != nil {
-					return 0, nil, fmt.Errorf("sdk: control: %w", err)
+					return nil, nil, fmt.Errorf("sdk: control: %w", err)
 				}
 				for _, fd := range fds {
 					files = append(files, os.NewFile(uintptr(fd), "control-passed"))
 				}
 			}
 		}
-		return buf[0], files, nil
+		return buf[:n], files, nil
 	}
-	return 0, nil, errors.New("sdk: control: receive interrupted too often")
+	return nil, nil, errors.New("sdk: control: receive interrupted too often")
 }

@@ -88,15 +88,21 @@ func (s *Supervisor) Run() int {
 	}
 	defer actuator.Signal(syscall.SIGKILL)
 
-	hostile := make(chan struct{}, 1)
+	// Reports name the session of the engine they are about; the loop
+	// below drops those about an engine already gone.
+	hostile := make(chan uint64)
+	reportsDone := make(chan struct{})
+	defer close(reportsDone)
 	go func() {
 		for range 1 << 20 { // one message per hostile engine; bounded all the same
-			if err := ctlSup.ReceiveHostile(); err != nil {
+			session, err := ctlSup.ReceiveHostile()
+			if err != nil {
 				return
 			}
 			select {
-			case hostile <- struct{}{}:
-			default:
+			case hostile <- session:
+			case <-reportsDone:
+				return
 			}
 		}
 	}()
@@ -110,7 +116,7 @@ func (s *Supervisor) Run() int {
 
 	delay := minRestartDelay
 	for restarts := 0; ; restarts++ {
-		engine, err := s.startEngine(ctlSup)
+		engine, session, err := s.startEngine(ctlSup)
 		if err != nil {
 			s.Log.Error("cannot start the engine", "err", err.Error())
 			return 1
@@ -124,27 +130,9 @@ func (s *Supervisor) Run() int {
 			}
 		}
 		began := time.Now()
-		var code int
-		select {
-		case <-engine.Done():
-			st, _ := engine.Wait()
-			code = exitCode(st)
-		case <-actuator.Done():
-			s.Log.Error("the actuator died: stopping")
-			engine.Signal(syscall.SIGKILL)
-			engine.Wait()
-			return 1
-		case <-hostile:
-			s.Log.Error("the actuator reports a hostile engine: killing it")
-			engine.Signal(syscall.SIGKILL)
-			engine.Wait()
-			code = -1
-		case sig := <-sigs:
-			s.Log.Info("stopping", "signal", sig.String())
-			return s.stop(engine, actuator, 0)
-		case <-deadline:
-			s.Log.Error("the engine overran the deadline: stopping")
-			return s.stop(engine, actuator, 1)
+		code, exit, stop := s.watch(engine, session, actuator, hostile, sigs, deadline)
+		if stop {
+			return exit
 		}
 		switch code {
 		case ExitDone:
@@ -158,32 +146,77 @@ func (s *Supervisor) Run() int {
 			delay = minRestartDelay
 		}
 		s.Log.Warn("engine exited: restarting", "status", code, "in", delay.String(), "restarts", restarts+1)
-		select {
-		case <-time.After(delay):
-		case sig := <-sigs:
-			s.Log.Info("stopping", "signal", sig.String())
-			return s.stop(nil, actuator, 0)
-		case <-actuator.Done():
-			return 1
+		wait := time.NewTimer(delay)
+	waiting:
+		for range 1 << 20 { // stale reports only; bounded all the same
+			select {
+			case <-wait.C:
+				break waiting
+			case n := <-hostile:
+				s.Log.Debug("ignoring a report about an engine already gone", "session", n)
+			case sig := <-sigs:
+				wait.Stop()
+				s.Log.Info("stopping", "signal", sig.String())
+				return s.stop(nil, actuator, 0)
+			case <-actuator.Done():
+				wait.Stop()
+				return 1
+			}
 		}
 		delay = min(2*delay, maxRestartDelay)
 	}
 }
 
+// watch waits for the engine of the given session to end, or for a reason
+// to end it. It returns the engine's exit code, or stop and the daemon's
+// exit code when the daemon is to stop.
+func (s *Supervisor) watch(engine *sandbox.Process, session uint64, actuator *sandbox.Process,
+	hostile <-chan uint64, sigs <-chan os.Signal, deadline <-chan time.Time) (code, exit int, stop bool) {
+	for range 1 << 20 { // stale reports only; bounded all the same
+		select {
+		case <-engine.Done():
+			st, _ := engine.Wait()
+			return exitCode(st), 0, false
+		case <-actuator.Done():
+			s.Log.Error("the actuator died: stopping")
+			engine.Signal(syscall.SIGKILL)
+			engine.Wait()
+			return 0, 1, true
+		case n := <-hostile:
+			if n != session {
+				s.Log.Debug("ignoring a report about an engine already gone", "session", n, "current", session)
+				continue
+			}
+			s.Log.Error("the actuator reports a hostile engine: killing it")
+			engine.Signal(syscall.SIGKILL)
+			engine.Wait()
+			return -1, 0, false
+		case sig := <-sigs:
+			s.Log.Info("stopping", "signal", sig.String())
+			return 0, s.stop(engine, actuator, 0), true
+		case <-deadline:
+			s.Log.Error("the engine overran the deadline: stopping")
+			return 0, s.stop(engine, actuator, 1), true
+		}
+	}
+	s.Log.Error("too many stale reports from the actuator: stopping")
+	return 0, s.stop(engine, actuator, 1), true
+}
+
 // startEngine opens a fresh pipe, hands one end to the actuator and starts
-// an engine on the other.
-func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, error) {
+// an engine on the other. It returns the engine and its session's number.
+func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, uint64, error) {
 	act, eng, err := privsep.Pair()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer eng.Close()
-	err = ctl.SendSession(act.File())
+	session, err := ctl.SendSession(act.File())
 	act.Close()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return sandbox.Start(sandbox.Child{
+	p, err := sandbox.Start(sandbox.Child{
 		Args:       append([]string{Argv0(s.Name, StageEngine)}, s.EngineArgs...),
 		Files:      append([]*os.File{eng.File()}, s.EngineFiles...),
 		Stderr:     os.Stderr,
@@ -192,6 +225,7 @@ func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, error) {
 		GID:        s.EngineGID,
 		NoNewPrivs: true,
 	})
+	return p, session, err
 }
 
 // stop ends the engine (if still running) with SIGTERM, so it can release
