@@ -26,6 +26,7 @@ deps:
 # Always handed to go build, whose cache knows what changed.
 build: deps
 	$(GOBUILD) -o $(BIN)/dyad-dhcp ./daemons/dhcp/cmd/dyad-dhcp
+	$(GOBUILD) -o $(BIN)/bench/ ./bench/cmd/...
 	@file -b $(BIN)/dyad-dhcp | grep -q 'static-pie linked' || \
 		{ echo "bin/dyad-dhcp is not a static PIE: $$(file -b $(BIN)/dyad-dhcp)" >&2; exit 1; }
 

@@ -156,8 +156,10 @@ func TestBenchDHCP(t *testing.T) {
 	if t.Failed() || len(results) == 0 {
 		return
 	}
+	fs := floors(t)
+	floorMem := measureFloors(t, fs, s)
 
-	report := render(s, dyad, clients, results)
+	report := render(s, dyad, clients, results) + renderFloors(fs, floorMem, results)
 	fmt.Print(report)
 	if s.full {
 		if err := os.WriteFile("RESULTS.md", []byte(report), 0o644); err != nil {
@@ -218,6 +220,27 @@ func render(s settings, dyad string, clients []*dhcpClient, results []serverResu
 		}
 		fmt.Fprintf(&b, "\ndyad-dhcp: %d of its %d processes under a seccomp filter.\n", dyadMem.seccomp, dyadMem.procs)
 	}
+	return b.String()
+}
+
+// renderFloors formats what the floor binaries hold, beside dyad-dhcp and
+// dhcpcd against the first server.
+func renderFloors(fs []floor, mem map[string][]memSample, results []serverResult) string {
+	var b strings.Builder
+	r := results[0]
+	dyadMem, dhcpcdMem := medianMem(r.mem["dyad-dhcp"]), medianMem(r.mem["dhcpcd"])
+	b.WriteString("\n## The floor under a Go process\n\n")
+	b.WriteString("What one idle process of a static PIE holds, built as `make build` builds dyad-dhcp, measured as above " +
+		"(median of the same number of samples), beside what dyad-dhcp's processes hold on average and dhcpcd's sum, against " + string(r.kind) + ":\n\n")
+	b.WriteString("| process | what it links | RSS MiB | PSS MiB |\n|---|---|---:|---:|\n")
+	for _, f := range fs {
+		m := medianMem(mem[f.name])
+		fmt.Fprintf(&b, "| %s%s | %s | %.1f | %.1f |\n", f.name, binaryNote(f.path), f.what, mib(m.rss), mib(m.pss))
+	}
+	if dyadMem.procs > 0 {
+		fmt.Fprintf(&b, "| dyad-dhcp, per process | the daemon | %.1f | %.1f |\n", mib(dyadMem.rss)/float64(dyadMem.procs), mib(dyadMem.pss)/float64(dyadMem.procs))
+	}
+	fmt.Fprintf(&b, "| dhcpcd, all %d processes | | %.1f | %.1f |\n", dhcpcdMem.procs, mib(dhcpcdMem.rss), mib(dhcpcdMem.pss))
 	return b.String()
 }
 

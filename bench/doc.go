@@ -7,5 +7,9 @@
 // against dnsmasq and kea in network namespaces: the time from the start of
 // a client process to the kernel's report of its IPv4 address, and the
 // memory (RSS and PSS, summed over every process of the client) while it
-// holds a lease. The latest full run is in RESULTS.md.
+// holds a lease. Beside them it measures two floor processes
+// (bench/cmd/floor-*): the Go runtime alone, and the runtime with the
+// libraries the DHCP client is built on, to show how much of dyad-dhcp's
+// memory any Go process of its kind holds. The latest full run is in
+// RESULTS.md.
 package bench
