@@ -67,7 +67,10 @@ const (
 	defaultResolvConf = "/etc/resolv.conf"
 	defaultNTPConf    = "/run/dyad/dhcp/ntp.conf"
 	defaultTimeout    = 30 * time.Second
-	nobody            = 65534
+	// DefaultEngineID is the engine's uid and gid: its own, not nobody,
+	// so that it shares no user with another daemon's engine (the dhcp
+	// image's /etc/passwd names it dyad-dhcp).
+	DefaultEngineID = 2101
 )
 
 // ParseArgs reads the command line (without argv[0]) and the configuration
@@ -89,7 +92,7 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 		return nil, err
 	}
 
-	c := &Config{ClientID: "duid", EngineUID: nobody, EngineGID: nobody}
+	c := &Config{ClientID: "duid", EngineUID: DefaultEngineID, EngineGID: DefaultEngineID}
 	path, must := *file, true
 	if path == "" {
 		path, must = DefaultConfigFile, false

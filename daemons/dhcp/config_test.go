@@ -57,7 +57,7 @@ debug: true
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Interfaces[0] != "*" || c.Timeout != defaultTimeout || c.ClientID != "duid" || c.EngineUID != nobody || c.ResolvConf != defaultResolvConf {
+	if c.Interfaces[0] != "*" || c.Timeout != defaultTimeout || c.ClientID != "duid" || c.EngineUID != DefaultEngineID || c.ResolvConf != defaultResolvConf {
 		t.Errorf("defaults: %+v", c)
 	}
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dyad-project/dyad/daemons/dhcp"
 	"github.com/dyad-project/dyad/internal/testnet"
 	"github.com/dyad-project/dyad/privsep/sandbox"
 )
@@ -491,7 +492,7 @@ func TestSandboxOfRunningDaemon(t *testing.T) {
 	}{
 		{"supervisor", 0, 0, supCaps},
 		{"actuator", 0, 0, netAdmin},
-		{"engine", 65534, 65534, 0},
+		{"engine", dhcp.DefaultEngineID, dhcp.DefaultEngineID, 0},
 	} {
 		pid := procs[tc.proc]
 		tids, err := sandbox.Threads(pid)

@@ -1,0 +1,116 @@
+// Command dyad is the tool around dyad's daemons: it builds their images
+// (dyad pkg build), keeps them in a local cache in OCI layout, and moves
+// them to and from registries.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage:
+  dyad pkg build [-org ORG] [-tag TAG] DIR...   build the images of package directories into the cache
+  dyad cache ls                                 list the cached images
+  dyad cache export REF -o FILE                 write a cached image as a tarball for docker/podman load
+  dyad cache import FILE                        store the images of such a tarball
+  dyad push REF                                 push a cached image to its registry
+  dyad pull REF                                 pull an image into the cache
+
+The cache is at $DYAD_CACHE, or ~/.cache/dyad.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// errUsage asks for the usage text.
+var errUsage = errors.New("usage")
+
+// run runs one command and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprint(stderr, usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "dyad: %v\n", err)
+		return 1
+	}
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	sub := ""
+	if len(rest) > 0 {
+		sub = rest[0]
+	}
+	switch {
+	case cmd == "pkg" && sub == "build":
+		return pkgBuild(ctx, rest[1:], stdout, stderr)
+	case cmd == "cache" && sub == "ls":
+		return cacheList(rest[1:], stdout)
+	case cmd == "cache" && sub == "export":
+		return cacheExport(rest[1:], stdout)
+	case cmd == "cache" && sub == "import":
+		return cacheImport(rest[1:], stdout)
+	case cmd == "push":
+		return push(ctx, rest, stdout)
+	case cmd == "pull":
+		return pull(ctx, rest, stdout)
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", joinArgs(args), usage)
+}
+
+func joinArgs(args []string) string {
+	if len(args) > 2 {
+		args = args[:2]
+	}
+	s := ""
+	for i, a := range args {
+		if i > 0 {
+			s += " "
+		}
+		s += a
+	}
+	return s
+}
+
+// parse parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for range len(args) + 1 {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%s: %w", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	return pos, nil
+}
