@@ -16,7 +16,7 @@ export DYAD_BIN := $(BIN)
 GOBUILD := CGO_ENABLED=1 $(GO) build -buildmode=pie -tags netgo,osusergo -trimpath \
 	-ldflags '-s -w -buildid= -linkmode external -extldflags "-static-pie -Wl,--build-id=none"'
 
-.PHONY: all deps build test run bench clean
+.PHONY: all deps build test run bench images clean
 
 all: build
 
@@ -27,6 +27,7 @@ deps:
 build: deps
 	$(GOBUILD) -o $(BIN)/dyad-dhcp ./daemons/dhcp/cmd/dyad-dhcp
 	$(GOBUILD) -o $(BIN)/bench/ ./bench/cmd/...
+	$(GOBUILD) -o $(BIN)/dyad ./linuxkit-builder/cmd/dyad
 	@file -b $(BIN)/dyad-dhcp | grep -q 'static-pie linked' || \
 		{ echo "bin/dyad-dhcp is not a static PIE: $$(file -b $(BIN)/dyad-dhcp)" >&2; exit 1; }
 
@@ -44,6 +45,10 @@ run: deps build
 # dyad-dhcp side by side with its peers (bench/); results in bench/RESULTS.md.
 bench: deps build
 	DYAD_BENCH=1 DYAD_BENCH_CMD='make bench' $(GO) test -count=1 -timeout 15m -run '^TestBenchDHCP$$' -v ./bench/
+
+# Every image of images/ into the cache (~/.cache/dyad, or $DYAD_CACHE).
+images: build
+	$(BIN)/dyad pkg build $(wildcard images/*/)
 
 clean:
 	rm -rf $(BIN)
