@@ -13,7 +13,7 @@ export DYAD_BIN := $(BIN)
 
 # Static PIEs, with cgo only for libseccomp (linked statically from Debian's
 # libseccomp-dev), reproducible: no paths, no build ids.
-GOBUILD := CGO_ENABLED=1 $(GO) build -buildmode=pie -tags netgo,osusergo -trimpath \
+GOBUILD := CGO_ENABLED=1 $(GO) build -buildmode=pie -tags netgo,osusergo -trimpath -buildvcs=false \
 	-ldflags '-s -w -buildid= -linkmode external -extldflags "-static-pie -Wl,--build-id=none"'
 
 .PHONY: all deps build test run bench images clean

@@ -55,8 +55,11 @@ type Supervisor struct {
 const (
 	minRestartDelay = 500 * time.Millisecond
 	maxRestartDelay = 30 * time.Second
-	stableRun       = time.Minute
-	stopGrace       = 10 * time.Second
+	// maxControlFailures bad messages in a row on the control channel
+	// mean it cannot be trusted to carry reports.
+	maxControlFailures = 16
+	stableRun          = time.Minute
+	stopGrace          = 10 * time.Second
 )
 
 // Run supervises until the engine finishes or a signal stops the daemon,
@@ -91,14 +94,28 @@ func (s *Supervisor) Run() int {
 	// Reports name the session of the engine they are about; the loop
 	// below drops those about an engine already gone.
 	hostile := make(chan uint64)
+	// reportsLost is closed when the control channel fails: a supervisor
+	// that can no longer hear the actuator's reports stops the daemon
+	// rather than run an engine nobody can stop.
+	reportsLost := make(chan struct{})
 	reportsDone := make(chan struct{})
 	defer close(reportsDone)
 	go func() {
+		failures := 0
 		for range 1 << 20 { // one message per hostile engine; bounded all the same
 			session, err := ctlSup.ReceiveHostile()
-			if err != nil {
-				return
+			if errors.Is(err, ErrControlClosed) {
+				return // the actuator is gone, which the loop sees
 			}
+			if err != nil {
+				s.Log.Error("bad message from the actuator", "err", err.Error())
+				if failures++; failures >= maxControlFailures {
+					close(reportsLost)
+					return
+				}
+				continue
+			}
+			failures = 0
 			select {
 			case hostile <- session:
 			case <-reportsDone:
@@ -130,7 +147,7 @@ func (s *Supervisor) Run() int {
 			}
 		}
 		began := time.Now()
-		code, exit, stop := s.watch(engine, session, actuator, hostile, sigs, deadline)
+		code, exit, stop := s.watch(engine, session, actuator, hostile, reportsLost, sigs, deadline)
 		if stop {
 			return exit
 		}
@@ -161,6 +178,10 @@ func (s *Supervisor) Run() int {
 			case <-actuator.Done():
 				wait.Stop()
 				return 1
+			case <-reportsLost:
+				wait.Stop()
+				s.Log.Error("the control channel failed: stopping")
+				return s.stop(nil, actuator, 1)
 			}
 		}
 		delay = min(2*delay, maxRestartDelay)
@@ -171,7 +192,7 @@ func (s *Supervisor) Run() int {
 // to end it. It returns the engine's exit code, or stop and the daemon's
 // exit code when the daemon is to stop.
 func (s *Supervisor) watch(engine *sandbox.Process, session uint64, actuator *sandbox.Process,
-	hostile <-chan uint64, sigs <-chan os.Signal, deadline <-chan time.Time) (code, exit int, stop bool) {
+	hostile <-chan uint64, reportsLost <-chan struct{}, sigs <-chan os.Signal, deadline <-chan time.Time) (code, exit int, stop bool) {
 	for range 1 << 20 { // stale reports only; bounded all the same
 		select {
 		case <-engine.Done():
@@ -191,6 +212,11 @@ func (s *Supervisor) watch(engine *sandbox.Process, session uint64, actuator *sa
 			engine.Signal(syscall.SIGKILL)
 			engine.Wait()
 			return -1, 0, false
+		case <-reportsLost:
+			s.Log.Error("the control channel failed: stopping")
+			engine.Signal(syscall.SIGKILL)
+			engine.Wait()
+			return 0, s.stop(nil, actuator, 1), true
 		case sig := <-sigs:
 			s.Log.Info("stopping", "signal", sig.String())
 			return 0, s.stop(engine, actuator, 0), true

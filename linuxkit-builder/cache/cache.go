@@ -12,17 +12,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,12 +67,11 @@ func Open(dir string) (*Cache, error) {
 		if _, statErr := os.Stat(filepath.Join(dir, "index.json")); statErr == nil {
 			return fmt.Errorf("cache: %s: %w", dir, err)
 		}
-		p, err = layout.Write(dir, empty.Index)
-		if err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
 			return fmt.Errorf("cache: making %s: %w", dir, err)
 		}
-		c.path = p
-		return nil
+		c.path = layout.Path(dir)
+		return c.writeIndex(&v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex})
 	})
 	if err != nil {
 		return nil, err
@@ -279,7 +279,19 @@ func (c *Cache) Pull(ctx context.Context, ref string, opts ...remote.Option) (st
 	if err != nil {
 		return "", v1.Hash{}, fmt.Errorf("cache: %q: %w", ref, err)
 	}
-	opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts...)
+	platform := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform)}, opts...)
+	if _, byDigest := r.(name.Digest); byDigest {
+		// The cache stores one image per reference: a digest that names
+		// an index would be stored over an image of another digest.
+		desc, err := remote.Get(r, opts...)
+		if err != nil {
+			return "", v1.Hash{}, fmt.Errorf("cache: pulling %s: %w", canonical(r), err)
+		}
+		if desc.MediaType.IsIndex() {
+			return "", v1.Hash{}, fmt.Errorf("cache: %s names an index of images: pull it by tag, or by the digest of the %s image", canonical(r), platform)
+		}
+	}
 	img, err := remote.Image(r, opts...)
 	if err != nil {
 		return "", v1.Hash{}, fmt.Errorf("cache: pulling %s: %w", canonical(r), err)
@@ -316,7 +328,7 @@ func (c *Cache) writeIndex(idx *v1.IndexManifest) error {
 		return fmt.Errorf("cache: %w", err)
 	}
 	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err == nil {
+	if _, err = f.Write(b); err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -7,7 +7,9 @@ package imageconfig
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"gopkg.in/yaml.v3"
@@ -160,7 +162,7 @@ func ParseLabel(b []byte) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("%s label: %w", LabelKey, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return c, fmt.Errorf("%s label: trailing data", LabelKey)
 	}
 	return c, nil

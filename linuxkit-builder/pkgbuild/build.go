@@ -31,7 +31,7 @@ import (
 // no paths and no build ids, so that the same source gives the same bytes.
 // The Makefile builds bin/ with the same flags.
 var GoBuildFlags = []string{
-	"-buildmode=pie", "-tags", "netgo,osusergo", "-trimpath",
+	"-buildmode=pie", "-tags", "netgo,osusergo", "-trimpath", "-buildvcs=false",
 	"-ldflags", `-s -w -buildid= -linkmode external -extldflags "-static-pie -Wl,--build-id=none"`,
 }
 
@@ -60,6 +60,17 @@ type Result struct {
 
 // Build builds p's daemon and image.
 func Build(ctx context.Context, p *Package, opt Options) (*Result, error) {
+	// Cross builds would need a C cross compiler for cgo: dyad builds for
+	// the machine it runs on.
+	arch := runtime.GOARCH
+	if len(p.Arches) > 0 && !slices.Contains(p.Arches, arch) {
+		return nil, fmt.Errorf("pkgbuild: %s is built for %v only, and this machine is %s", p.Image, p.Arches, arch)
+	}
+	// go-containerregistry would otherwise make the layer estargz, with
+	// other bytes.
+	if v := os.Getenv("GGCR_EXPERIMENT_ESTARGZ"); v != "" {
+		return nil, fmt.Errorf("pkgbuild: GGCR_EXPERIMENT_ESTARGZ=%s would change the image's layer: unset it", v)
+	}
 	root, err := moduleRoot(p.Dir)
 	if err != nil {
 		return nil, err
@@ -74,10 +85,10 @@ func Build(ctx context.Context, p *Package, opt Options) (*Result, error) {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, path.Base(p.Recipe.Binary))
-	if err := goBuild(ctx, root, p.Recipe.GoPackage, bin, opt.Log); err != nil {
+	if err := goBuild(ctx, root, p.Recipe.GoPackage, bin, arch, opt.Log); err != nil {
 		return nil, err
 	}
-	if err := checkStatic(bin); err != nil {
+	if err := checkBinary(bin, arch); err != nil {
 		return nil, err
 	}
 	fi, err := os.Stat(bin)
@@ -138,12 +149,23 @@ func epochOf(t time.Time) (time.Time, error) {
 	return time.Unix(0, 0).UTC(), nil
 }
 
-func goBuild(ctx context.Context, root, pkg, out string, log io.Writer) error {
+// buildEnvDropped are the variables of the caller's environment that
+// would change the binary's bytes: the build pins them instead.
+var buildEnvDropped = []string{"GOFLAGS", "GOOS", "GOARCH", "GOAMD64", "GOARM64", "GOEXPERIMENT", "CGO_ENABLED",
+	"CGO_CFLAGS", "CGO_CPPFLAGS", "CGO_CXXFLAGS", "CGO_LDFLAGS", "CGO_FFLAGS", "CC", "CXX", "GCCGO"}
+
+func goBuild(ctx context.Context, root, pkg, out, arch string, log io.Writer) error {
 	args := append([]string{"build"}, GoBuildFlags...)
 	args = append(args, "-o", out, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOOS=linux")
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(buildEnvDropped, k) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "CGO_ENABLED=1", "GOOS=linux", "GOARCH="+arch, "GOAMD64=v1", "GOARM64=v8.0", "GOFLAGS=")
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if log != nil {
@@ -159,13 +181,18 @@ func goBuild(ctx context.Context, root, pkg, out string, log io.Writer) error {
 	return nil
 }
 
-// checkStatic refuses a binary that needs a dynamic loader or libraries.
-func checkStatic(bin string) error {
+// checkBinary refuses a binary for another machine, or one that needs a
+// dynamic loader or libraries.
+func checkBinary(bin, arch string) error {
 	f, err := elf.Open(bin)
 	if err != nil {
 		return fmt.Errorf("pkgbuild: %s: %w", bin, err)
 	}
 	defer f.Close()
+	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[arch]
+	if f.Machine != want {
+		return fmt.Errorf("pkgbuild: %s is for %v, not %s", bin, f.Machine, arch)
+	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			return fmt.Errorf("pkgbuild: %s is dynamically linked (it has an interpreter)", bin)
@@ -266,6 +293,16 @@ func buildLayer(p *Package, bin string, epoch time.Time) (v1.Layer, error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	// A path is a directory or something else, never both: a file or link
+	// that is also a directory (or the parent of an entry) would be read
+	// differently by different runtimes.
+	for _, n := range names {
+		if e := entries[n]; e.hdr.Typeflag != tar.TypeDir {
+			if _, ok := entries[n+"/"]; ok {
+				return nil, fmt.Errorf("pkgbuild: /%s is both a directory and a file or link in the image", n)
+			}
+		}
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, n := range names {

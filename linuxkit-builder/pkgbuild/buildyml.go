@@ -76,6 +76,8 @@ type File struct{ Source, Path string }
 var (
 	nameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
 	userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	// goPackageRE is a relative package path or an import path.
+	goPackageRE = regexp.MustCompile(`^(\./|[a-zA-Z0-9])[a-zA-Z0-9._/-]*$`)
 )
 
 // Read reads and checks dir/build.yml.
@@ -129,6 +131,9 @@ func parse(b []byte) (*Package, error) {
 	if p.Config == nil {
 		p.Config = &imageconfig.Config{}
 	}
+	if _, ok := p.Annotations[imageconfig.LabelKey]; ok {
+		return nil, fmt.Errorf("annotations: %s is written from config:, not set here", imageconfig.LabelKey)
+	}
 	r, err := parseRecipe(p.BuildArgs)
 	if err != nil {
 		return nil, err
@@ -152,6 +157,10 @@ func parseRecipe(args []string) (Recipe, error) {
 		var err error
 		switch key {
 		case "GO_PACKAGE":
+			// Handed to go build: it must not read as a flag.
+			if !goPackageRE.MatchString(value) {
+				err = fmt.Errorf("%q is not ./PATH or an import path", value)
+			}
 			r.GoPackage = value
 		case "BINARY":
 			r.Binary, err = imagePath(value)

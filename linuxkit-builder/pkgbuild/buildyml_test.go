@@ -69,6 +69,8 @@ func TestParseRefuses(t *testing.T) {
 		{"twice", replace("  - DIRS=/run/dyad", "  - DIRS=/run/dyad\n  - DIRS=/x"), "twice"},
 		{"not k=v", replace("  - DIRS=/run/dyad", "  - DIRS"), "KEY=VALUE"},
 		{"bad uid", replace("  uid: 0", "  uid: -1"), "line 16"},
+		{"flag as package", replace("GO_PACKAGE=./daemons/dhcp/cmd/dyad-dhcp", "GO_PACKAGE=-toolexec=/tmp/x"), "GO_PACKAGE"},
+		{"label as annotation", goodYAML + "annotations:\n  org.mobyproject.config: '{}'\n", "annotations"},
 		{"two documents", goodYAML + "---\nimage: x\n", "more than one"},
 		{"empty", "", "empty"},
 	} {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -131,6 +132,10 @@ func pull(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s@%s\n", full, d)
+	if strings.Contains(full, "@") {
+		fmt.Fprintln(stdout, full)
+	} else {
+		fmt.Fprintf(stdout, "%s@%s\n", full, d)
+	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -184,6 +185,32 @@ func TestCommandLineErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("dyad %v: exit %d, %q; want %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
 		}
+	}
+}
+
+func TestParseInterleavedFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		pos  string
+		o    string
+		v    bool
+	}{
+		{[]string{"ref", "-o", "f"}, "ref", "f", false},
+		{[]string{"-o", "f", "ref", "-v"}, "ref", "f", true},
+		{[]string{"-o", "f", "--", "-v", "x"}, "-v x", "f", false},
+		{[]string{"a", "--", "-v"}, "a -v", "", false},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		o := fs.String("o", "", "")
+		v := fs.Bool("v", false, "")
+		pos, err := parse(fs, tc.args)
+		if err != nil || strings.Join(pos, " ") != tc.pos || *o != tc.o || *v != tc.v {
+			t.Errorf("%v: positional %q, -o %q, -v %v, %v", tc.args, pos, *o, *v, err)
+		}
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	if _, err := parse(fs, []string{"-h"}); err != errUsage {
+		t.Errorf("-h: %v, want the usage", err)
 	}
 }
 
