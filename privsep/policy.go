@@ -3,6 +3,7 @@ package privsep
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"strings"
@@ -169,7 +170,7 @@ func (g *Guard) Check(m Message) error {
 		if err := g.checkRoute(m.Route); err != nil {
 			return err
 		}
-		if !g.routes[keyOf(m.Route)] && g.countRoutes() >= g.policy.MaxRoutes {
+		if !g.routes[keyOf(m.Route)] && len(g.routes) >= g.policy.MaxRoutes {
 			return refuse("route limit of %d reached", g.policy.MaxRoutes)
 		}
 	case *RouteRemove:
@@ -242,15 +243,7 @@ func (g *Guard) Record(m Message) {
 }
 
 // Installed returns the addresses the ledger holds, by interface.
-func (g *Guard) Installed() map[string]netip.Prefix {
-	out := make(map[string]netip.Prefix, len(g.addrs))
-	for k, v := range g.addrs {
-		out[k] = v
-	}
-	return out
-}
-
-func (g *Guard) countRoutes() int { return len(g.routes) }
+func (g *Guard) Installed() map[string]netip.Prefix { return maps.Clone(g.addrs) }
 
 // OwnsInterface reports whether the policy names a link.
 func (g *Guard) OwnsInterface(name string) bool { return g.checkInterface(name) == nil }

@@ -91,44 +91,19 @@ func (s *Supervisor) Run() int {
 	}
 	defer actuator.Signal(syscall.SIGKILL)
 
-	// Reports name the session of the engine they are about; the loop
-	// below drops those about an engine already gone.
+	// Reports name the session of the engine they are about; watch and
+	// pause drop those about an engine already gone.
 	hostile := make(chan uint64)
-	// reportsLost is closed when the control channel fails: a supervisor
-	// that can no longer hear the actuator's reports stops the daemon
-	// rather than run an engine nobody can stop.
 	reportsLost := make(chan struct{})
 	reportsDone := make(chan struct{})
 	defer close(reportsDone)
-	go func() {
-		failures := 0
-		for range 1 << 20 { // one message per hostile engine; bounded all the same
-			session, err := ctlSup.ReceiveHostile()
-			if errors.Is(err, ErrControlClosed) {
-				return // the actuator is gone, which the loop sees
-			}
-			if err != nil {
-				s.Log.Error("bad message from the actuator", "err", err.Error())
-				if failures++; failures >= maxControlFailures {
-					close(reportsLost)
-					return
-				}
-				continue
-			}
-			failures = 0
-			select {
-			case hostile <- session:
-			case <-reportsDone:
-				return
-			}
-		}
-	}()
+	go s.readReports(ctlSup, hostile, reportsLost, reportsDone)
+	ev := events{actuator: actuator, hostile: hostile, reportsLost: reportsLost, sigs: sigs}
 
-	var deadline <-chan time.Time
 	if !s.Deadline.IsZero() {
 		t := time.NewTimer(time.Until(s.Deadline) + stopGrace)
 		defer t.Stop()
-		deadline = t.C
+		ev.deadline = t.C
 	}
 
 	delay := minRestartDelay
@@ -147,7 +122,7 @@ func (s *Supervisor) Run() int {
 			}
 		}
 		began := time.Now()
-		code, exit, stop := s.watch(engine, session, actuator, hostile, reportsLost, sigs, deadline)
+		code, exit, stop := s.watch(engine, session, ev)
 		if stop {
 			return exit
 		}
@@ -163,36 +138,82 @@ func (s *Supervisor) Run() int {
 			delay = minRestartDelay
 		}
 		s.Log.Warn("engine exited: restarting", "status", code, "in", delay.String(), "restarts", restarts+1)
-		wait := time.NewTimer(delay)
-	waiting:
-		for range 1 << 20 { // stale reports only; bounded all the same
-			select {
-			case <-wait.C:
-				break waiting
-			case n := <-hostile:
-				s.Log.Debug("ignoring a report about an engine already gone", "session", n)
-			case sig := <-sigs:
-				wait.Stop()
-				s.Log.Info("stopping", "signal", sig.String())
-				return s.stop(nil, actuator, 0)
-			case <-actuator.Done():
-				wait.Stop()
-				return 1
-			case <-reportsLost:
-				wait.Stop()
-				s.Log.Error("the control channel failed: stopping")
-				return s.stop(nil, actuator, 1)
-			}
+		if exit, stop := s.pause(delay, ev); stop {
+			return exit
 		}
 		delay = min(2*delay, maxRestartDelay)
 	}
 }
 
+// events are what the supervisor waits on besides the engine.
+type events struct {
+	actuator *sandbox.Process
+	// hostile carries the session numbers of the actuator's reports.
+	hostile <-chan uint64
+	// reportsLost is closed when the control channel fails: a supervisor
+	// that can no longer hear the actuator's reports stops the daemon
+	// rather than run an engine nobody can stop.
+	reportsLost <-chan struct{}
+	sigs        <-chan os.Signal
+	deadline    <-chan time.Time // nil without one
+}
+
+// readReports passes the actuator's hostile reports on until done, and
+// closes lost when the control channel fails.
+func (s *Supervisor) readReports(ctl *Control, hostile chan<- uint64, lost, done chan struct{}) {
+	failures := 0
+	for range 1 << 20 { // one message per hostile engine; bounded all the same
+		session, err := ctl.ReceiveHostile()
+		if errors.Is(err, ErrControlClosed) {
+			return // the actuator is gone, which the supervisor sees
+		}
+		if err != nil {
+			s.Log.Error("bad message from the actuator", "err", err.Error())
+			if failures++; failures >= maxControlFailures {
+				close(lost)
+				return
+			}
+			continue
+		}
+		failures = 0
+		select {
+		case hostile <- session:
+		case <-done:
+			return
+		}
+	}
+}
+
+// pause waits delay before the next engine, dropping reports about
+// engines already gone. It returns stop and the daemon's exit code when
+// the daemon is to stop.
+func (s *Supervisor) pause(delay time.Duration, ev events) (exit int, stop bool) {
+	wait := time.NewTimer(delay)
+	defer wait.Stop()
+	for range 1 << 20 { // stale reports only; bounded all the same
+		select {
+		case <-wait.C:
+			return 0, false
+		case n := <-ev.hostile:
+			s.Log.Debug("ignoring a report about an engine already gone", "session", n)
+		case sig := <-ev.sigs:
+			s.Log.Info("stopping", "signal", sig.String())
+			return s.stop(nil, ev.actuator, 0), true
+		case <-ev.actuator.Done():
+			return 1, true
+		case <-ev.reportsLost:
+			s.Log.Error("the control channel failed: stopping")
+			return s.stop(nil, ev.actuator, 1), true
+		}
+	}
+	return 0, false
+}
+
 // watch waits for the engine of the given session to end, or for a reason
 // to end it. It returns the engine's exit code, or stop and the daemon's
 // exit code when the daemon is to stop.
-func (s *Supervisor) watch(engine *sandbox.Process, session uint64, actuator *sandbox.Process,
-	hostile <-chan uint64, reportsLost <-chan struct{}, sigs <-chan os.Signal, deadline <-chan time.Time) (code, exit int, stop bool) {
+func (s *Supervisor) watch(engine *sandbox.Process, session uint64, ev events) (code, exit int, stop bool) {
+	actuator := ev.actuator
 	for range 1 << 20 { // stale reports only; bounded all the same
 		select {
 		case <-engine.Done():
@@ -203,7 +224,7 @@ func (s *Supervisor) watch(engine *sandbox.Process, session uint64, actuator *sa
 			engine.Signal(syscall.SIGKILL)
 			engine.Wait()
 			return 0, 1, true
-		case n := <-hostile:
+		case n := <-ev.hostile:
 			if n != session {
 				s.Log.Debug("ignoring a report about an engine already gone", "session", n, "current", session)
 				continue
@@ -212,15 +233,15 @@ func (s *Supervisor) watch(engine *sandbox.Process, session uint64, actuator *sa
 			engine.Signal(syscall.SIGKILL)
 			engine.Wait()
 			return -1, 0, false
-		case <-reportsLost:
+		case <-ev.reportsLost:
 			s.Log.Error("the control channel failed: stopping")
 			engine.Signal(syscall.SIGKILL)
 			engine.Wait()
 			return 0, s.stop(nil, actuator, 1), true
-		case sig := <-sigs:
+		case sig := <-ev.sigs:
 			s.Log.Info("stopping", "signal", sig.String())
 			return 0, s.stop(engine, actuator, 0), true
-		case <-deadline:
+		case <-ev.deadline:
 			s.Log.Error("the engine overran the deadline: stopping")
 			return 0, s.stop(engine, actuator, 1), true
 		}

@@ -5,11 +5,13 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,6 +27,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/dyad-project/dyad/privsep/backend"
 )
 
 // RefAnnotation names the reference an index entry was stored under.
@@ -56,21 +60,19 @@ func Open(dir string) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	c := &Cache{dir: dir}
+	c := &Cache{dir: dir, path: layout.Path(dir)}
 	err := c.locked(func() error {
-		p, err := layout.FromPath(dir)
-		if err == nil {
-			c.path = p
-			_, err = c.index()
+		_, err := os.Stat(filepath.Join(dir, "index.json"))
+		switch {
+		case err == nil:
+			_, err = c.index() // a damaged index is an error, never replaced
 			return err
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("cache: %w", err)
 		}
-		if _, statErr := os.Stat(filepath.Join(dir, "index.json")); statErr == nil {
-			return fmt.Errorf("cache: %s: %w", dir, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		if err := backend.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
 			return fmt.Errorf("cache: making %s: %w", dir, err)
 		}
-		c.path = layout.Path(dir)
 		return c.writeIndex(&v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex})
 	})
 	if err != nil {
@@ -82,17 +84,9 @@ func Open(dir string) (*Cache, error) {
 // Dir is where the cache is.
 func (c *Cache) Dir() string { return c.dir }
 
-// Normalize returns the full form of a reference, as the cache stores it
-// and as LinuxKit writes it: registry, repository, and tag or digest,
-// with Docker Hub as docker.io.
-func Normalize(ref string) (string, error) {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return "", fmt.Errorf("cache: %q: %w", ref, err)
-	}
-	return canonical(r), nil
-}
-
+// canonical is the full form of a reference, as the cache stores it and
+// as LinuxKit writes it: registry, repository, and tag or digest, with
+// Docker Hub as docker.io.
 func canonical(r name.Reference) string {
 	reg := r.Context().RegistryStr()
 	if reg == name.DefaultRegistry {
@@ -115,10 +109,11 @@ type Entry struct {
 
 // Put stores img under ref, replacing what ref named before.
 func (c *Cache) Put(ref string, img v1.Image) (string, error) {
-	full, err := Normalize(ref)
+	r, err := name.ParseReference(ref)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("cache: %q: %w", ref, err)
 	}
+	full := canonical(r)
 	err = c.locked(func() error {
 		if err := c.path.WriteImage(img); err != nil {
 			return fmt.Errorf("cache: writing %s: %w", full, err)
@@ -153,9 +148,9 @@ func (c *Cache) Image(ref string) (v1.Image, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	byDigest, isDigest := r.(name.Digest)
 	for _, d := range idx.Manifests {
 		stored := d.Annotations[RefAnnotation]
-		byDigest, isDigest := r.(name.Digest)
 		if stored == full || (isDigest && d.Digest.String() == byDigest.DigestStr() && sameRepo(stored, r)) {
 			img, err := c.path.Image(d.Digest)
 			if err != nil {
@@ -183,18 +178,20 @@ func (c *Cache) List() ([]Entry, error) {
 	}
 	var out []Entry
 	for _, d := range idx.Manifests {
-		e := Entry{Ref: d.Annotations[RefAnnotation], Digest: d.Digest}
-		if img, err := c.path.Image(d.Digest); err == nil {
-			e.Size = storedSize(img)
-		}
-		out = append(out, e)
+		out = append(out, Entry{Ref: d.Annotations[RefAnnotation], Digest: d.Digest, Size: c.storedSize(d.Digest)})
 	}
 	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Ref, b.Ref) })
 	return out, nil
 }
 
-func storedSize(img v1.Image) int64 {
-	m, err := img.Manifest()
+// storedSize sums the blobs of the image whose manifest has digest d,
+// from the manifest alone; 0 when it cannot be read.
+func (c *Cache) storedSize(d v1.Hash) int64 {
+	b, err := c.path.Bytes(d)
+	if err != nil {
+		return 0
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(b))
 	if err != nil {
 		return 0
 	}
@@ -212,16 +209,12 @@ func (c *Cache) Export(ref string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tag, err := name.NewTag(stored)
+	r, err := name.ParseReference(stored)
 	if err != nil {
-		// Stored by digest only: the tarball carries no tag.
-		d, err := name.NewDigest(stored)
-		if err != nil {
-			return fmt.Errorf("cache: %s: %w", stored, err)
-		}
-		return tarball.Write(d, img, w)
+		return fmt.Errorf("cache: %s: %w", stored, err)
 	}
-	return tarball.Write(tag, img, w)
+	// Stored by digest only, the tarball carries no tag.
+	return tarball.Write(r, img, w)
 }
 
 // Import stores every tagged image of a docker-load tarball and returns
@@ -323,25 +316,8 @@ func (c *Cache) writeIndex(idx *v1.IndexManifest) error {
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
-	f, err := os.CreateTemp(c.dir, ".index.json-*")
-	if err != nil {
+	if err := backend.WriteFile(filepath.Join(c.dir, "index.json"), b, 0o644); err != nil {
 		return fmt.Errorf("cache: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(c.dir, "index.json"))
-	}
-	if err != nil {
-		return fmt.Errorf("cache: writing index.json: %w", err)
 	}
 	return nil
 }

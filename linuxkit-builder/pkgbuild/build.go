@@ -99,7 +99,7 @@ func Build(ctx context.Context, p *Package, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := assemble(p, layer, epoch)
+	img, err := assemble(p, layer, arch, epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -237,35 +237,35 @@ func buildLayer(p *Package, bin string, epoch time.Time) (v1.Layer, error) {
 		data []byte
 	}
 	entries := map[string]*entry{}
-	var addDirs func(name string)
-	addDirs = func(name string) {
-		for d := path.Dir(name); d != "."; d = path.Dir(d) {
+	// put adds an entry and the directories above it.
+	put := func(hdr tar.Header, data []byte) error {
+		if _, ok := entries[hdr.Name]; ok {
+			return fmt.Errorf("pkgbuild: %s goes into the image twice", hdr.Name)
+		}
+		for d := path.Dir(hdr.Name); d != "."; d = path.Dir(d) {
 			if _, ok := entries[d+"/"]; !ok {
 				entries[d+"/"] = &entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}}
 			}
 		}
-	}
-	add := func(name string, mode int64, data []byte) error {
-		if _, ok := entries[name]; ok {
-			return fmt.Errorf("pkgbuild: %s goes into the image twice", name)
-		}
-		addDirs(name)
-		entries[name] = &entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data))}, data: data}
+		entries[hdr.Name] = &entry{hdr: hdr, data: data}
 		return nil
+	}
+	file := func(name string, mode int64, data []byte) error {
+		return put(tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data))}, data)
 	}
 	binData, err := os.ReadFile(bin)
 	if err != nil {
 		return nil, fmt.Errorf("pkgbuild: %w", err)
 	}
-	if err := add(r.Binary, 0o755, binData); err != nil {
+	if err := file(r.Binary, 0o755, binData); err != nil {
 		return nil, err
 	}
 	passwd := fmt.Sprintf("root:x:0:0:root:/:/sbin/nologin\n%s:x:%d:%d:%s engine:/nonexistent:/sbin/nologin\n", r.User.Name, r.User.UID, r.User.GID, p.Image)
 	group := fmt.Sprintf("root:x:0:\n%s:x:%d:\n", r.User.Name, r.User.GID)
-	if err := add("etc/passwd", 0o644, []byte(passwd)); err != nil {
+	if err := file("etc/passwd", 0o644, []byte(passwd)); err != nil {
 		return nil, err
 	}
-	if err := add("etc/group", 0o644, []byte(group)); err != nil {
+	if err := file("etc/group", 0o644, []byte(group)); err != nil {
 		return nil, err
 	}
 	for _, f := range r.Files {
@@ -273,19 +273,21 @@ func buildLayer(p *Package, bin string, epoch time.Time) (v1.Layer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pkgbuild: %w", err)
 		}
-		if err := add(f.Path, 0o644, data); err != nil {
+		if err := file(f.Path, 0o644, data); err != nil {
 			return nil, err
 		}
 	}
 	for _, l := range r.Links {
-		if _, ok := entries[l]; ok {
-			return nil, fmt.Errorf("pkgbuild: %s goes into the image twice", l)
+		if err := put(tar.Header{Typeflag: tar.TypeSymlink, Name: l, Linkname: "/" + r.Binary, Mode: 0o777}, nil); err != nil {
+			return nil, err
 		}
-		addDirs(l)
-		entries[l] = &entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: l, Linkname: "/" + r.Binary, Mode: 0o777}}
 	}
 	for _, d := range r.Dirs {
-		addDirs(d + "/x")
+		if _, ok := entries[d+"/"]; !ok {
+			if err := put(tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}, nil); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	names := make([]string, 0, len(entries))
@@ -327,18 +329,19 @@ func buildLayer(p *Package, bin string, epoch time.Time) (v1.Layer, error) {
 }
 
 // assemble makes the OCI image of one layer from scratch.
-func assemble(p *Package, layer v1.Layer, epoch time.Time) (v1.Image, error) {
+func assemble(p *Package, layer v1.Layer, arch string, epoch time.Time) (v1.Image, error) {
 	label, err := p.Config.Label()
 	if err != nil {
 		return nil, fmt.Errorf("pkgbuild: label: %w", err)
 	}
-	// Labels that say where the image comes from; the label LinuxKit reads.
+	// The package's annotations, and the label LinuxKit reads (parse
+	// refuses an annotation of that name).
 	labels := map[string]string{imageconfig.LabelKey: string(label)}
 	for k, v := range p.Annotations {
 		labels[k] = v
 	}
 	cfg := &v1.ConfigFile{
-		Architecture: runtime.GOARCH,
+		Architecture: arch,
 		OS:           "linux",
 		Created:      v1.Time{Time: epoch},
 		Config: v1.Config{

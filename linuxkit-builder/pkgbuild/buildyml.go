@@ -167,13 +167,7 @@ func parseRecipe(args []string) (Recipe, error) {
 		case "CMD":
 			r.Cmd = strings.Fields(value)
 		case "LINKS":
-			for _, l := range strings.Split(value, ",") {
-				var p string
-				if p, err = imagePath(l); err != nil {
-					break
-				}
-				r.Links = append(r.Links, p)
-			}
+			r.Links, err = imagePaths(value)
 		case "ENGINE_USER":
 			r.User, err = parseUser(value)
 		case "FILES":
@@ -189,13 +183,7 @@ func parseRecipe(args []string) (Recipe, error) {
 				r.Files = append(r.Files, File{Source: src, Path: dst})
 			}
 		case "DIRS":
-			for _, d := range strings.Split(value, ",") {
-				var p string
-				if p, err = imagePath(d); err != nil {
-					break
-				}
-				r.Dirs = append(r.Dirs, p)
-			}
+			r.Dirs, err = imagePaths(value)
 		default:
 			err = errors.New("unknown (GO_PACKAGE, BINARY, CMD, LINKS, ENGINE_USER, FILES, DIRS)")
 		}
@@ -221,6 +209,19 @@ func imagePath(p string) (string, error) {
 		return "", fmt.Errorf("%q is not a clean absolute path", p)
 	}
 	return p[1:], nil
+}
+
+// imagePaths checks a comma-separated list of paths in the image.
+func imagePaths(list string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(list, ",") {
+		p, err := imagePath(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 func parseUser(s string) (User, error) {

@@ -13,13 +13,8 @@ import (
 )
 
 func cacheList(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("cache ls", flag.ContinueOnError)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if _, err := positional("cache ls", args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("cache ls: unexpected argument %q", pos[0])
 	}
 	c, err := openCache()
 	if err != nil {
@@ -76,13 +71,9 @@ func cacheExport(args []string, stdout io.Writer) error {
 }
 
 func cacheImport(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("cache import", flag.ContinueOnError)
-	pos, err := parse(fs, args)
+	pos, err := positional("cache import", args, "FILE")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("cache import: want FILE")
 	}
 	c, err := openCache()
 	if err != nil {
@@ -96,13 +87,9 @@ func cacheImport(args []string, stdout io.Writer) error {
 }
 
 func push(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("push", flag.ContinueOnError)
-	pos, err := parse(fs, args)
+	pos, err := positional("push", args, "REF")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("push: want REF")
 	}
 	c, err := openCache()
 	if err != nil {
@@ -116,13 +103,9 @@ func push(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func pull(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
-	pos, err := parse(fs, args)
+	pos, err := positional("pull", args, "REF")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("pull: want REF")
 	}
 	c, err := openCache()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -76,21 +77,23 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q\n%s", joinArgs(args), usage)
+	return fmt.Errorf("unknown command %q\n%s", strings.Join(args[:min(2, len(args))], " "), usage)
 }
 
-func joinArgs(args []string) string {
-	if len(args) > 2 {
-		args = args[:2]
+// positional takes the arguments of a command without flags: exactly
+// the number named in want ("REF", "FILE"), or none when want is empty.
+func positional(command string, args []string, want ...string) ([]string, error) {
+	pos, err := parse(flag.NewFlagSet(command, flag.ContinueOnError), args)
+	if err != nil {
+		return nil, err
 	}
-	s := ""
-	for i, a := range args {
-		if i > 0 {
-			s += " "
+	if len(pos) != len(want) {
+		if len(want) == 0 {
+			return nil, fmt.Errorf("%s: unexpected argument %q", command, pos[0])
 		}
-		s += a
+		return nil, fmt.Errorf("%s: want %s", command, strings.Join(want, " "))
 	}
-	return s
+	return pos, nil
 }
 
 // parse parses flags that may come before, between or after the
