@@ -21,6 +21,9 @@ type Policy struct {
 	// Interfaces are the names or path.Match patterns of the links the
 	// daemon owns. Loopback is never owned.
 	Interfaces []string
+	// DenyInterfaces are patterns of links never owned, even where
+	// Interfaces matches.
+	DenyInterfaces []string
 	// PrefixMin and PrefixMax bound the prefix length of an address.
 	PrefixMin, PrefixMax int
 	// MTUMin and MTUMax bound a link MTU.
@@ -254,6 +257,11 @@ func (g *Guard) checkInterface(name string) error {
 	}
 	if name == "lo" {
 		return refuse("interface lo is never owned")
+	}
+	for _, p := range g.policy.DenyInterfaces {
+		if ok, _ := path.Match(p, name); ok {
+			return refuse("interface %q is denied by pattern %q", name, p)
+		}
 	}
 	for _, p := range g.policy.Interfaces {
 		if ok, _ := path.Match(p, name); ok {
@@ -526,4 +534,39 @@ func CheckHostname(name string) error {
 		return fmt.Errorf("host name %q: underscores and a final dot are not allowed", name)
 	}
 	return CheckDomainName(name)
+}
+
+// Describe says what an operation of the catalogue does to the host and
+// which checks of p it passes, for audits.
+func (p Policy) Describe(k Kind) (does, checks string) {
+	owned := "an owned link (" + strings.Join(p.Interfaces, ", ") + "; never lo"
+	if len(p.DenyInterfaces) > 0 {
+		owned += "; not " + strings.Join(p.DenyInterfaces, ", ")
+	}
+	owned += ")"
+	switch k {
+	case OpLinkUp:
+		return "bring a link up", owned
+	case OpLinkMTU:
+		return "set a link's MTU", fmt.Sprintf("%s; MTU %d to %d", owned, p.MTUMin, p.MTUMax)
+	case OpAddrReplace:
+		return "add or replace the IPv4 address of a link", fmt.Sprintf("%s; one address per link; prefix /%d to /%d, unicast; lifetimes at most %d s, so the kernel drops the address if the daemon is gone", owned, p.PrefixMin, p.PrefixMax, p.MaxLifetime)
+	case OpAddrRemove:
+		return "remove an address", "only the address this actuator added"
+	case OpRouteReplace:
+		return "add or replace an IPv4 route", fmt.Sprintf("%s; via a gateway on the link's subnet; at most %d routes; tagged proto dhcp", owned, p.MaxRoutes)
+	case OpRouteRemove:
+		return "remove a route", "only a route this actuator added"
+	case OpResolvConf:
+		return "write resolv.conf atomically at the configured path", fmt.Sprintf("at most %d name servers and %d search domains, each checked; no path comes from the engine", p.MaxNameservers, p.MaxSearch)
+	case OpNTPServers:
+		return "write the NTP server list atomically at the configured path", fmt.Sprintf("at most %d addresses, unicast; no path comes from the engine", p.MaxNameservers)
+	case OpHostname:
+		return "set the host name", "a valid DNS name"
+	case OpLeaseSave:
+		return "save a lease in the state directory", fmt.Sprintf("%s; at most %d leases; the file name comes from the link, not the engine", owned, p.MaxLeases)
+	case OpLeaseDrop:
+		return "delete a saved lease", owned
+	}
+	return "", ""
 }

@@ -292,6 +292,12 @@ func TestGuardGrant(t *testing.T) {
 	if g.OwnsInterface("lo") || !g.OwnsInterface("eth7") {
 		t.Error("OwnsInterface disagrees with the policy")
 	}
+	// A denied pattern wins over an allowed one (dhcpcd's denyinterfaces).
+	g = NewGuard(Policy{Daemon: "dhcp", Ops: []Kind{OpLinkUp}, Interfaces: []string{"eth*"}, DenyInterfaces: []string{"eth9*"}}.WithDefaultBounds())
+	polRefused(t, g, &LinkUp{Interface: "eth90"}, `denied by pattern "eth9*"`)
+	if g.OwnsInterface("eth91") || !g.OwnsInterface("eth1") {
+		t.Error("OwnsInterface disagrees with the deny list")
+	}
 
 	// Conversation messages are never operations, even if a grant names them.
 	g = NewGuard(Policy{Daemon: "dhcp", Ops: []Kind{KindHello, KindWelcome, KindReply, KindLink}, Interfaces: []string{"*"}}.WithDefaultBounds())

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,14 +28,20 @@ type Config struct {
 	// Interfaces are names or patterns (path.Match) of the links to
 	// manage; empty means every link but loopback.
 	Interfaces []string `yaml:"interfaces"`
+	// DenyInterfaces are patterns of links never managed, even when
+	// Interfaces matches them.
+	DenyInterfaces []string `yaml:"deny_interfaces"`
 	// OneShot gets one lease, applies it and exits.
 	OneShot bool `yaml:"-"`
 	// Timeout bounds OneShot.
 	Timeout time.Duration `yaml:"-"`
 	// TimeoutSeconds is Timeout as the file spells it.
 	TimeoutSeconds int `yaml:"timeout"`
+	// NoTimeout makes OneShot wait for ever (dhcpcd's "timeout 0").
+	NoTimeout bool `yaml:"-"`
 	// ClientID is "duid" (RFC 4361, the default, as dhcpcd), "hwaddr"
-	// (type 1 and the MAC address) or "none".
+	// (type 1 and the MAC address), "none", or "raw:" and the bytes of
+	// option 61 in hexadecimal.
 	ClientID string `yaml:"clientid"`
 	// Hostname is sent to the server in option 12.
 	Hostname string `yaml:"hostname"`
@@ -41,7 +50,10 @@ type Config struct {
 	ApplyHostname bool `yaml:"apply_hostname"`
 	RapidCommit   bool `yaml:"rapid_commit"`
 	// Release sends DHCPRELEASE and removes the configuration on stop.
-	Release     bool   `yaml:"release"`
+	Release bool `yaml:"release"`
+	// Deconfigure removes the configuration on stop, without a
+	// DHCPRELEASE (dhcpcd's way without "persistent").
+	Deconfigure bool   `yaml:"deconfigure"`
 	RouteMetric uint32 `yaml:"route_metric"`
 
 	StateDir string `yaml:"state_dir"`
@@ -57,6 +69,18 @@ type Config struct {
 	// AllowNoLandlock lets the daemon start on a kernel without landlock.
 	AllowNoLandlock bool `yaml:"allow_no_landlock"`
 	Debug           bool `yaml:"debug"`
+
+	// Request, when set, is the parameter request list; Ignore are
+	// options removed from every message received before it is read;
+	// Require are options without which a message is dropped. The
+	// dhcpcd dialect sets them from option, nooption and require.
+	Request []uint8 `yaml:"-"`
+	Ignore  []uint8 `yaml:"-"`
+	Require []uint8 `yaml:"-"`
+
+	// Warnings are what the parser of a dhcpcd command line and file
+	// ignored, each naming the directive and where it was.
+	Warnings []string `yaml:"-"`
 }
 
 // Defaults, per DESIGN.md's paths.
@@ -73,9 +97,18 @@ const (
 	DefaultEngineID = 2101
 )
 
+// newConfig returns the configuration before file and command line.
+func newConfig() *Config {
+	return &Config{ClientID: "duid", EngineUID: DefaultEngineID, EngineGID: DefaultEngineID}
+}
+
 // ParseArgs reads the command line (without argv[0]) and the configuration
-// file it names, or the default one when it exists.
+// file it names, or the default one when it exists. A command line that
+// starts with DhcpcdMode is in the dhcpcd dialect.
 func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
+	if len(args) > 0 && args[0] == DhcpcdMode {
+		return parseDhcpcd(args[1:])
+	}
 	fs := flag.NewFlagSet("dyad-dhcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	oneShot := fs.Bool("1", false, "get a lease, apply it and exit")
@@ -92,7 +125,7 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 		return nil, err
 	}
 
-	c := &Config{ClientID: "duid", EngineUID: DefaultEngineID, EngineGID: DefaultEngineID}
+	c := newConfig()
 	path, must := *file, true
 	if path == "" {
 		path, must = DefaultConfigFile, false
@@ -182,18 +215,19 @@ func (c *Config) finish() error {
 	if c.TimeoutSeconds > 0 {
 		c.Timeout = time.Duration(c.TimeoutSeconds) * time.Second
 	}
+	if c.NoTimeout {
+		c.Timeout = 0
+	}
 	if len(c.Interfaces) == 0 {
 		c.Interfaces = []string{"*"}
 	}
-	for _, p := range c.Interfaces {
-		if p == "" || len(p) > 64 || strings.ContainsAny(p, "/ \t\n") {
+	for _, p := range slices.Concat(c.Interfaces, c.DenyInterfaces) {
+		if _, err := path.Match(p, ""); err != nil || p == "" || len(p) > 64 || strings.ContainsAny(p, "/ \t\n") {
 			return fmt.Errorf("config: interface pattern %q is not valid", p)
 		}
 	}
-	switch c.ClientID {
-	case "duid", "hwaddr", "none":
-	default:
-		return fmt.Errorf("config: clientid %q: want duid, hwaddr or none", c.ClientID)
+	if err := checkClientID(c.ClientID); err != nil {
+		return fmt.Errorf("config: clientid %q: %w", c.ClientID, err)
 	}
 	if c.Hostname != "" {
 		if err := privsep.CheckHostname(c.Hostname); err != nil {
@@ -217,6 +251,27 @@ func (c *Config) finish() error {
 	return nil
 }
 
+// checkClientID accepts the forms Config.ClientID documents.
+func checkClientID(id string) error {
+	switch id {
+	case "duid", "hwaddr", "none":
+		return nil
+	}
+	h, ok := strings.CutPrefix(id, rawClientIDPrefix)
+	if !ok {
+		return errors.New("want duid, hwaddr, none or raw:HEX")
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		return fmt.Errorf("not hexadecimal: %w", err)
+	}
+	// RFC 2132, 9.14: at least two bytes; and one option's worth.
+	if len(b) < 2 || len(b) > 255 {
+		return fmt.Errorf("%d bytes: want 2 to 255", len(b))
+	}
+	return nil
+}
+
 // EngineConfig is what the actuator tells the engine in its Welcome: the
 // configuration the engine needs, and the leases saved before a restart.
 type EngineConfig struct {
@@ -235,7 +290,11 @@ type EngineConfig struct {
 	// Installed are the addresses the actuator holds on the host, by
 	// link: a restarted engine takes a saved lease for one of them as
 	// applied.
-	Installed map[string]netip.Prefix `cbor:"13,keyasint,omitempty"`
+	Installed   map[string]netip.Prefix `cbor:"13,keyasint,omitempty"`
+	Deconfigure bool                    `cbor:"14,keyasint"`
+	Request     []uint8                 `cbor:"15,keyasint,omitempty"`
+	Ignore      []uint8                 `cbor:"16,keyasint,omitempty"`
+	Require     []uint8                 `cbor:"17,keyasint,omitempty"`
 }
 
 // engineConfig is the part of c the engine sees.
@@ -244,6 +303,7 @@ func (c *Config) engineConfig(saved []privsep.Lease) EngineConfig {
 		OneShot: c.OneShot, Timeout: int64(c.Timeout), ClientID: c.ClientID, Hostname: c.Hostname,
 		RapidCommit: c.RapidCommit, Release: c.Release, RouteMetric: c.RouteMetric,
 		Resolv: c.ResolvConf != "", NTP: c.NTPConf != "", SetHostname: c.ApplyHostname,
-		Leases: saved, Debug: c.Debug,
+		Leases: saved, Debug: c.Debug, Deconfigure: c.Deconfigure,
+		Request: c.Request, Ignore: c.Ignore, Require: c.Require,
 	}
 }

@@ -56,6 +56,14 @@ type ClientConfig struct {
 	RequestAddr netip.Addr
 	// Release sends DHCPRELEASE and removes the configuration on Stop.
 	Release bool
+	// Deconfigure removes the configuration on Stop, without a release.
+	Deconfigure bool
+	// Request is the parameter request list; nil asks for every option
+	// the client reads.
+	Request []byte
+	// Ignore are options removed from each message before it is read;
+	// a message without every option of Require is dropped.
+	Ignore, Require []byte
 }
 
 // Action is something the client asks its driver to do.
@@ -261,10 +269,7 @@ func (c *Client) commonOptions(now time.Time) []dhcpv4.Modifier {
 		dhcpv4.WithHwAddr(c.cfg.HardwareAddr),
 		func(d *dhcpv4.DHCPv4) { d.NumSeconds = uint16(min(now.Sub(c.started)/time.Second, 0xffff)) },
 		dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optMaxMessageSize), []byte{maxMessageSize >> 8, maxMessageSize & 0xff}),
-		dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optParamRequest), []byte{
-			optSubnetMask, optRouter, optDNS, optHostname, optDomainName, optMTU, 28, optNTP,
-			optLeaseTime, optServerID, optRenewalTime, optRebindingTime, optDomainSearch, optClasslessRoutes,
-		}),
+		dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optParamRequest), c.requestList()),
 	}
 	if c.cfg.ClientID != nil {
 		mods = append(mods, dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optClientID), c.cfg.ClientID))
@@ -273,6 +278,20 @@ func (c *Client) commonOptions(now time.Time) []dhcpv4.Modifier {
 		mods = append(mods, dhcpv4.WithGeneric(dhcpv4.GenericOptionCode(optHostname), []byte(c.cfg.Hostname)))
 	}
 	return mods
+}
+
+// defaultRequest is the parameter request list of a client configured
+// without one: every option it reads.
+var defaultRequest = []byte{
+	optSubnetMask, optRouter, optDNS, optHostname, optDomainName, optMTU, 28, optNTP,
+	optLeaseTime, optServerID, optRenewalTime, optRebindingTime, optDomainSearch, optClasslessRoutes,
+}
+
+func (c *Client) requestList() []byte {
+	if c.cfg.Request != nil {
+		return c.cfg.Request
+	}
+	return defaultRequest
 }
 
 func (c *Client) send(mods []dhcpv4.Modifier, unicast netip.Addr) {
@@ -401,6 +420,15 @@ func (c *Client) HandleMessage(now time.Time, m *dhcpv4.DHCPv4) {
 	if reason := c.foreign(m); reason != "" {
 		c.log.Debug("ignored message", "reason", reason)
 		return
+	}
+	for _, o := range c.cfg.Require {
+		if !m.Options.Has(dhcpv4.GenericOptionCode(o)) {
+			c.log.Debug("ignored message", "reason", fmt.Sprintf("required option %d missing", o))
+			return
+		}
+	}
+	for _, o := range c.cfg.Ignore {
+		m.Options.Del(dhcpv4.GenericOptionCode(o))
 	}
 	switch t := m.MessageType(); t {
 	case dhcpv4.MessageTypeOffer:
@@ -665,13 +693,16 @@ func (c *Client) Applied(now time.Time, err error) {
 }
 
 // Stop ends the client. With Release configured it releases the lease and
-// removes the configuration; otherwise the configuration stays, and the
-// kernel drops the address when its lifetime runs out.
+// removes the configuration, with Deconfigure it removes the configuration;
+// otherwise the configuration stays, and the kernel drops the address when
+// its lifetime runs out.
 func (c *Client) Stop(now time.Time) {
-	if c.cfg.Release && c.lease != nil {
+	if (c.cfg.Release || c.cfg.Deconfigure) && c.lease != nil {
 		l := c.lease
-		c.log.Info("releasing", "address", l.Address, "server", l.Server)
-		c.send(c.notice(dhcpv4.MessageTypeRelease, l.Server, dhcpv4.WithClientIP(l.Address.Addr().AsSlice())), l.Server)
+		if c.cfg.Release {
+			c.log.Info("releasing", "address", l.Address, "server", l.Server)
+			c.send(c.notice(dhcpv4.MessageTypeRelease, l.Server, dhcpv4.WithClientIP(l.Address.Addr().AsSlice())), l.Server)
+		}
 		c.unbind(true)
 	}
 	c.state, c.deadline = StateStopped, time.Time{}

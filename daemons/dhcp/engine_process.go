@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -320,7 +322,7 @@ func (e *engine) run() int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	var giveUp <-chan time.Time
-	if e.cfg.OneShot {
+	if e.cfg.OneShot && e.cfg.Timeout > 0 {
 		giveUp = time.After(time.Duration(e.cfg.Timeout))
 	}
 	timer := time.NewTimer(time.Hour)
@@ -426,6 +428,10 @@ func (e *engine) linkChanged(now time.Time, l privsep.LinkEvent) {
 			RapidCommit:  e.cfg.RapidCommit,
 			RouteMetric:  metric,
 			Release:      e.cfg.Release,
+			Deconfigure:  e.cfg.Deconfigure,
+			Request:      e.cfg.Request,
+			Ignore:       e.cfg.Ignore,
+			Require:      e.cfg.Require,
 		}, e.log, e.rnd, e.saved[l.Name])
 		if s := e.saved[l.Name]; s != nil && e.cfg.Installed[l.Name] == s.Address {
 			c.HoldsSaved()
@@ -651,6 +657,10 @@ func (e *engine) writeOnce(op privsep.Message, key string) {
 // IAID (a DUID-LL of the link's address, and the last four bytes of it as
 // IAID, as dhcpcd derives them).
 func clientID(mode string, hw []byte) []byte {
+	if h, ok := strings.CutPrefix(mode, rawClientIDPrefix); ok {
+		b, _ := hex.DecodeString(h) // checked with the configuration
+		return b
+	}
 	switch mode {
 	case "hwaddr":
 		return append([]byte{1}, hw...)

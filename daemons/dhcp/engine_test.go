@@ -1185,12 +1185,53 @@ func TestClientStop(t *testing.T) {
 		h.deliver(h.reply(dhcpv4.MessageTypeAck))
 		h.none()
 	})
+	t.Run("deconfigure", func(t *testing.T) {
+		g := engGuard()
+		h := newEngHarness(t, func(c *ClientConfig) { c.Deconfigure = true }, nil)
+		engActuate(t, g, h.bound())
+		h.c.Stop(h.now)
+		sends, applies := h.take()
+		if len(sends) != 0 {
+			t.Errorf("Stop without release sent %s", engSendTypes(sends))
+		}
+		want := []privsep.Kind{privsep.OpRouteRemove, privsep.OpAddrRemove, privsep.OpLeaseDrop}
+		if len(applies) != 1 || !slices.Equal(engKinds(applies[0].Ops), want) {
+			t.Fatalf("want one unbind with %v, got %+v", want, applies)
+		}
+		engActuate(t, g, applies[0])
+	})
 	t.Run("release without a lease", func(t *testing.T) {
 		h := newEngHarness(t, func(c *ClientConfig) { c.Release = true }, nil)
 		h.linkUp()
 		h.c.Stop(h.now)
 		h.none()
 	})
+}
+
+// TestClientRequestIgnoreRequire: dhcpcd's option, nooption and require.
+func TestClientRequestIgnoreRequire(t *testing.T) {
+	h := newEngHarness(t, func(c *ClientConfig) {
+		c.Request = []byte{optSubnetMask, optRouter, optLeaseTime, optServerID}
+		c.Ignore = []byte{optDNS}
+		c.Require = []byte{optRouter}
+	}, nil)
+	d := h.linkUp()
+	if got := d.Message.Options.Get(dhcpv4.GenericOptionCode(optParamRequest)); !slices.Equal(got, []byte{1, 3, 51, 54}) {
+		t.Errorf("parameter request list %v, want the configured one", got)
+	}
+	// An offer without a router is dropped; one with it is taken.
+	h.deliver(h.reply(dhcpv4.MessageTypeOffer, engNoOpt(optRouter)))
+	h.none()
+	h.deliver(h.reply(dhcpv4.MessageTypeOffer))
+	h.oneSend(dhcpv4.MessageTypeRequest)
+	h.deliver(h.reply(dhcpv4.MessageTypeAck))
+	a, _ := h.bindApply()
+	if rc := engOpsOf[*privsep.ResolvConf](a.Ops); len(rc) != 0 && len(rc[0].Nameservers) != 0 {
+		t.Errorf("nooption domain_name_servers, yet resolv.conf names %v", rc[0].Nameservers)
+	}
+	if l := engSaved(t, a); len(l.DNS) != 0 {
+		t.Errorf("the lease keeps the ignored DNS servers %v", l.DNS)
+	}
 }
 
 func TestClientAppliedErrorDeclines(t *testing.T) {

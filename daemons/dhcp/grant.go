@@ -32,7 +32,7 @@ func grant(c *Config) privsep.Policy {
 	if c.ApplyHostname {
 		ops = append(ops, privsep.OpHostname)
 	}
-	return privsep.Policy{Daemon: "dhcp", Ops: ops, Interfaces: c.Interfaces}.WithDefaultBounds()
+	return privsep.Policy{Daemon: "dhcp", Ops: ops, Interfaces: c.Interfaces, DenyInterfaces: c.DenyInterfaces}.WithDefaultBounds()
 }
 
 // actuatorCaps are the capabilities the actuator keeps: CAP_NET_ADMIN for

@@ -39,6 +39,11 @@ func supervise(args []string) int {
 	if err := closeOnExecFrom(3); err != nil {
 		return fail(err)
 	}
+	// Said once, by the supervisor: the other stages parse the same
+	// arguments and would repeat them.
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	if err := sdk.CheckRoot("dyad-dhcp"); err != nil {
 		return fail(err)
 	}
@@ -90,7 +95,7 @@ func supervise(args []string) int {
 			return nil
 		},
 	}
-	if cfg.OneShot {
+	if cfg.OneShot && cfg.Timeout > 0 {
 		// The engine's own timer restarts with each engine; this one
 		// bounds the whole boot step however often it crashes.
 		s.Deadline = time.Now().Add(cfg.Timeout)

@@ -1,0 +1,46 @@
+package fuzz
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dyad-project/dyad/daemons/dhcp"
+)
+
+// FuzzDhcpcdDialect covers the reader of dhcpcd's command line and
+// dhcpcd.conf, which dyad-dhcp takes from whoever wrote the LinuxKit file
+// or the image. The invariants: no panic; a configuration it accepts
+// passes the checks every configuration must pass, and each warning names
+// where it comes from.
+func FuzzDhcpcdDialect(f *testing.F) {
+	conf, err := os.ReadFile("../images/dhcp/dhcpcd.conf")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(conf), "--nobackground -1")
+	f.Add("interface eth0\nstatic ip_address=10.0.0.2/24\n", "-Bd4 -t5 eth0")
+	f.Add("option 121, domain_search\nnooption ntp_servers\nrequire routers\n", "--waitip=4 --timeout 0")
+	f.Add("clientid 01:02:03\nhostname \"a b\" # c\nduid lt\n", "-k")
+	f.Add("allowinterfaces eth*, en*\ndenyinterfaces eth9\nslaac private\n", "-z wl* -- eth0")
+	f.Fuzz(func(t *testing.T, conf, args string) {
+		file := filepath.Join(t.TempDir(), "dhcpcd.conf")
+		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		argv := append([]string{dhcp.DhcpcdMode, "-f", file}, strings.Fields(args)...)
+		c, err := dhcp.ParseArgs(argv, nil)
+		if err != nil {
+			return
+		}
+		if c.EngineUID == 0 || c.EngineGID == 0 || len(c.Interfaces) == 0 {
+			t.Fatalf("accepted a configuration the checks refuse: %+v", c)
+		}
+		for _, w := range c.Warnings {
+			if !strings.HasPrefix(w, file+":") && !strings.HasPrefix(w, "command line, argument ") {
+				t.Fatalf("warning %q does not say where", w)
+			}
+		}
+	})
+}

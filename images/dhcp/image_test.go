@@ -1,0 +1,322 @@
+// Package dhcp_test runs the dhcp image as LinuxKit would: its layer
+// unpacked into a root, read-only, with the label's binds and capabilities,
+// the dhcpcd entry's command line and LinuxKit's own dhcpcd.conf, against
+// dnsmasq in network namespaces.
+package dhcp_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"golang.org/x/sys/unix"
+
+	"github.com/dyad-project/dyad/internal/testnet"
+	"github.com/dyad-project/dyad/linuxkit-builder/imageconfig"
+	"github.com/dyad-project/dyad/linuxkit-builder/pkgbuild"
+)
+
+func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
+
+// conformanceConf is LinuxKit's dhcpcd.conf, which the swapped image is
+// handed in the conformance test.
+const conformanceConf = "../../../shared/conformance/linuxkit/pkg/dhcpcd/dhcpcd.conf"
+
+// linuxkitCommand is the dhcpcd entry's command line in LinuxKit's files.
+var linuxkitCommand = []string{"/sbin/dhcpcd", "--nobackground", "-f", "/dhcpcd.conf", "-1"}
+
+// TestDhcpcdDropIn: the image, started with LinuxKit's dhcpcd command line
+// and dhcpcd.conf, leases an address from dnsmasq and configures the link,
+// the routes and the resolv.conf that reaches the other containers.
+func TestDhcpcdDropIn(t *testing.T) {
+	testnet.RequireRoot(t)
+	testnet.RequireTools(t, "dnsmasq")
+	img, label := buildImage(t)
+
+	// The conformance file allows eth* only.
+	n := testnet.NewNetConfig(t, testnet.Config{ClientIf: "eth0"})
+	o := n.DefaultOptions()
+	o.Search = []string{"dyad.test"}
+	o.MTU = 1400
+	o.RapidCommit = true
+	srv := testnet.StartDnsmasq(t, n, o)
+	// "hostname" in dhcpcd.conf sends the host's own name; this test has
+	// a UTS namespace of its own.
+	if err := unix.Sethostname([]byte("dyad-conformance")); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newContainer(t, img, label)
+	c.bindFile(t, conformanceConf, "/dhcpcd.conf")
+	out, err := c.run(t, n.Client, linuxkitCommand, 60*time.Second)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(linuxkitCommand, " "), err, out)
+	}
+
+	addrs := n.AddrLifetimes(t, n.Client, "eth0")
+	if len(addrs) != 1 || !addrs[0].Prefix.Masked().Contains(o.RangeStart) {
+		t.Fatalf("eth0 has %v, want one address from %s\n%s", addrs, n.ServerAddr.Masked(), out)
+	}
+	var def bool
+	for _, r := range n.Routes(t, n.Client) {
+		def = def || r.Dst.Bits() == 0 && r.Gateway == n.ServerAddr.Addr()
+	}
+	if !def {
+		t.Errorf("no default route via %s: %v", n.ServerAddr.Addr(), n.Routes(t, n.Client))
+	}
+	if mtu := n.Link(t, n.Client, "eth0").MTU; mtu != 1400 {
+		t.Errorf("MTU %d, want the leased 1400 (option interface_mtu)", mtu)
+	}
+	// The label binds /run/resolvconf to /etc: the file the image writes
+	// as /etc/resolv.conf is the host's /run/resolvconf/resolv.conf.
+	rc, err := os.ReadFile(c.hostPath("/run/resolvconf/resolv.conf"))
+	if err != nil {
+		t.Fatalf("resolv.conf did not reach /run/resolvconf: %v", err)
+	}
+	for _, want := range []string{"nameserver " + n.ServerAddr.Addr().String(), "search dyad.test"} {
+		if !strings.Contains(string(rc), want) {
+			t.Errorf("resolv.conf lacks %q:\n%s", want, rc)
+		}
+	}
+	// hostname, clientid (the hardware address, type 1) and rapid commit
+	// reached the server.
+	leases := srv.Leases(t)
+	if !strings.Contains(leases, "dyad-conformance") || !strings.Contains(leases, "01:"+n.ClientMAC.String()) {
+		t.Errorf("dnsmasq's lease lacks the host name or the hardware client ID:\n%s", leases)
+	}
+	if log := srv.Log(); !strings.Contains(log, "DHCPACK") || strings.Contains(log, "DHCPREQUEST") {
+		t.Errorf("want a rapid-commit exchange (an ACK to the DISCOVER, no REQUEST):\n%s", log)
+	}
+	// slaac is the one directive dyad-dhcp does not do: said, with its line.
+	if !strings.Contains(string(out), "/dhcpcd.conf:35: slaac: not supported") {
+		t.Errorf("no warning for slaac:\n%s", out)
+	}
+}
+
+// buildImage builds the dhcp image from this directory.
+func buildImage(t *testing.T) (v1.Image, *imageconfig.Config) {
+	t.Helper()
+	p, err := pkgbuild.Read(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	r, err := pkgbuild.Build(context.Background(), p, pkgbuild.Options{Tag: "test", Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	return r.Image, p.Config
+}
+
+// container is an image unpacked as LinuxKit's init would run it: the
+// root read-only if the label says so, the label's binds from a private
+// host tree, a /proc and a /dev.
+type container struct {
+	root, host string
+	label      *imageconfig.Config
+}
+
+func newContainer(t *testing.T, img v1.Image, label *imageconfig.Config) *container {
+	t.Helper()
+	dir := t.TempDir()
+	c := &container{root: filepath.Join(dir, "root"), host: filepath.Join(dir, "host"), label: label}
+	unpack(t, img, c.root)
+	for _, d := range []string{"proc", "dev"} {
+		if err := os.MkdirAll(filepath.Join(c.root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mount(t, c.root, c.root, "", unix.MS_BIND)
+	if label.Readonly != nil && *label.Readonly {
+		mount(t, "", c.root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY)
+	}
+	mount(t, "proc", filepath.Join(c.root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+	mount(t, "tmpfs", filepath.Join(c.root, "dev"), "tmpfs", unix.MS_NOSUID)
+	null := filepath.Join(c.root, "dev/null")
+	if err := os.WriteFile(null, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	mount(t, "/dev/null", null, "", unix.MS_BIND)
+	if label.Binds != nil {
+		for _, b := range *label.Binds {
+			src, dst, _ := strings.Cut(b, ":")
+			dst, _, _ = strings.Cut(dst, ":")
+			if err := os.MkdirAll(c.hostPath(src), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			mount(t, c.hostPath(src), filepath.Join(c.root, dst), "", unix.MS_BIND)
+		}
+	}
+	return c
+}
+
+// hostPath is where a host path of the label's binds is, in this test.
+func (c *container) hostPath(p string) string { return filepath.Join(c.host, p) }
+
+// bindFile puts a file of the test over one of the image's.
+func (c *container) bindFile(t *testing.T, src, dst string) {
+	t.Helper()
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mount(t, abs, filepath.Join(c.root, dst), "", unix.MS_BIND|unix.MS_RDONLY)
+}
+
+func mount(t *testing.T, src, dst, fstype string, flags uintptr) {
+	t.Helper()
+	if err := unix.Mount(src, dst, fstype, flags, ""); err != nil {
+		t.Fatalf("mount %s on %s: %v", src, dst, err)
+	}
+	if flags&unix.MS_REMOUNT == 0 {
+		t.Cleanup(func() { unix.Unmount(dst, unix.MNT_DETACH) })
+	}
+}
+
+// run starts args in the container, in network namespace netns, as root
+// with the label's capabilities and no other, and waits for it.
+func (c *container) run(t *testing.T, netns string, args []string, timeout time.Duration) ([]byte, error) {
+	t.Helper()
+	var keep []uintptr
+	if c.label.Capabilities != nil {
+		for _, name := range *c.label.Capabilities {
+			v, ok := capByName[name]
+			if !ok {
+				t.Fatalf("the label grants %s, which this test does not know", name)
+			}
+			keep = append(keep, v)
+		}
+	}
+	// One writer for both streams: exec.Cmd then writes from one
+	// goroutine at a time, and everything is read after Wait.
+	var out bytes.Buffer
+	cmd := &exec.Cmd{
+		Path:   args[0],
+		Args:   args,
+		Env:    []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Dir:    "/",
+		Stdout: &out,
+		Stderr: &out,
+		SysProcAttr: &unix.SysProcAttr{
+			Chroot:    c.root,
+			Pdeathsig: unix.SIGKILL,
+		},
+	}
+	started := make(chan error)
+	done := make(chan error, 1)
+	go func() {
+		// The network namespace and the bounding set are the thread's:
+		// set them on a thread of its own, which the child inherits, and
+		// which dies with this goroutine (it is never unlocked), after
+		// the child, since Pdeathsig fires when the thread exits.
+		runtime.LockOSThread()
+		err := enter(netns, keep)
+		if err == nil {
+			err = cmd.Start()
+		}
+		started <- err
+		if err == nil {
+			done <- cmd.Wait()
+		}
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	select {
+	case err := <-done:
+		return out.Bytes(), err
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		<-done
+		return out.Bytes(), fmt.Errorf("still running after %v", timeout)
+	}
+}
+
+// enter moves the calling thread into a network namespace and drops from
+// its bounding set every capability but keep.
+func enter(netns string, keep []uintptr) error {
+	f, err := os.Open("/run/netns/" + netns)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("setns %s: %w", netns, err)
+	}
+	for cap := uintptr(0); cap <= unix.CAP_LAST_CAP; cap++ {
+		if slices.Contains(keep, cap) {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, cap, 0, 0, 0); err != nil {
+			return fmt.Errorf("dropping capability %d: %w", cap, err)
+		}
+	}
+	return nil
+}
+
+var capByName = map[string]uintptr{
+	"CAP_NET_ADMIN": unix.CAP_NET_ADMIN, "CAP_NET_RAW": unix.CAP_NET_RAW,
+	"CAP_NET_BIND_SERVICE": unix.CAP_NET_BIND_SERVICE, "CAP_SETUID": unix.CAP_SETUID,
+	"CAP_SETGID": unix.CAP_SETGID, "CAP_SETPCAP": unix.CAP_SETPCAP, "CAP_KILL": unix.CAP_KILL,
+	"CAP_SYS_ADMIN": unix.CAP_SYS_ADMIN, "CAP_SYS_TIME": unix.CAP_SYS_TIME,
+}
+
+// unpack writes the image's files under dir.
+func unpack(t *testing.T, img v1.Image, dir string) {
+	t.Helper()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for range 1 << 16 {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, hdr.Name)
+		if !strings.HasPrefix(p, dir+"/") && p != dir {
+			t.Fatalf("image entry %q leaves the root", hdr.Name)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o755)
+		case tar.TypeSymlink:
+			err = os.Symlink(hdr.Linkname, p)
+		case tar.TypeReg:
+			var b []byte
+			if b, err = io.ReadAll(tr); err == nil {
+				err = os.WriteFile(p, b, 0o600)
+			}
+		default:
+			t.Fatalf("image entry %q of type %c", hdr.Name, hdr.Typeflag)
+		}
+		if err == nil && hdr.Typeflag != tar.TypeSymlink {
+			// Chown before chmod: chown clears set-user-ID bits.
+			if err = os.Lchown(p, hdr.Uid, hdr.Gid); err == nil {
+				err = unix.Chmod(p, uint32(hdr.Mode&0o7777))
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("the image has too many entries")
+}
