@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/dyad-project/dyad/linuxkit-builder/imageconfig"
+	"github.com/dyad-project/dyad/sdk/audit"
 )
 
 // FuzzParseLabel covers the reader of an image's org.mobyproject.config
@@ -36,6 +37,27 @@ func FuzzParseLabel(f *testing.F) {
 		out2, err := c2.Label()
 		if err != nil || !bytes.Equal(out, out2) {
 			t.Fatalf("the label changes on a second round trip:\n%s\n%s", out, out2)
+		}
+	})
+}
+
+// FuzzParseAudit covers the reader of the org.dyad.audit label, which
+// dyad audit reads from any image it is given. The invariant: no panic; an
+// audit that parses writes back to JSON that parses to the same audit.
+func FuzzParseAudit(f *testing.F) {
+	f.Add([]byte(`{"daemon":"dyad-dhcp","supervisor":{"user":"root","capabilities":["CAP_SETUID"],"no_new_privs":true,"seccomp":"s","landlock":"none","role":"r"},"actuator":{"user":"root","capabilities":["CAP_NET_ADMIN"],"no_new_privs":true,"seccomp":"a","landlock":"l","role":"r"},"engine":{"user":"2101:2101","capabilities":[],"no_new_privs":true,"seccomp":"e","landlock":"none","role":"r"},"operations":[{"op":"link.up","does":"d","checks":"c"},{"op":"hostname.set","does":"d","checks":"c","only":"o"}]}`))
+	f.Add([]byte(`{"daemon":"x","operations":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := audit.Parse(b)
+		if err != nil {
+			return
+		}
+		a2, err := audit.Parse(a.Marshal())
+		if err != nil {
+			t.Fatalf("an audit written back does not parse: %v", err)
+		}
+		if !bytes.Equal(a.Marshal(), a2.Marshal()) {
+			t.Fatalf("the audit changes on a round trip:\n%s\n%s", a.Marshal(), a2.Marshal())
 		}
 	})
 }

@@ -28,6 +28,9 @@ func Main(argv []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "status" {
 		return status(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "audit" {
+		return printAudit(args[1:], stdout, stderr)
+	}
 	return supervise(args)
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/dyad-project/dyad/linuxkit-builder/imageconfig"
+	"github.com/dyad-project/dyad/sdk/audit"
 )
 
 // GoBuildFlags are handed to go build for every daemon: a static PIE with
@@ -95,11 +97,15 @@ func Build(ctx context.Context, p *Package, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pkgbuild: %w", err)
 	}
+	auditJSON, err := runAudit(ctx, p, bin)
+	if err != nil {
+		return nil, err
+	}
 	layer, err := buildLayer(p, bin, epoch)
 	if err != nil {
 		return nil, err
 	}
-	img, err := assemble(p, layer, arch, epoch)
+	img, err := assemble(p, layer, arch, epoch, auditJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +185,34 @@ func goBuild(ctx context.Context, root, pkg, out, arch string, log io.Writer) er
 		return fmt.Errorf("pkgbuild: go build %s: %w\n%s", pkg, err, output.Bytes())
 	}
 	return nil
+}
+
+// runAudit runs the built binary with the recipe's AUDIT arguments and
+// returns what it says as compact JSON, after checking that it reads as an
+// audit and names the engine user the image's /etc/passwd does.
+func runAudit(ctx context.Context, p *Package, bin string) ([]byte, error) {
+	if len(p.Recipe.Audit) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, p.Recipe.Audit...)
+	cmd.Env = []string{} // nothing of the builder's environment
+	cmd.Dir = p.Dir      // where the arguments may name the package's files
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("pkgbuild: %s %s: %w\n%s", path.Base(bin), strings.Join(p.Recipe.Audit, " "), err, stderr.Bytes())
+	}
+	a, err := audit.Parse(out)
+	if err != nil {
+		return nil, fmt.Errorf("pkgbuild: what %s printed: %w", path.Base(bin), err)
+	}
+	if want := fmt.Sprintf("%d:%d", p.Recipe.User.UID, p.Recipe.User.GID); a.Engine.User != want {
+		return nil, fmt.Errorf("pkgbuild: the binary's engine runs as %s, but ENGINE_USER says %s", a.Engine.User, want)
+	}
+	return json.Marshal(a)
 }
 
 // checkBinary refuses a binary for another machine, or one that needs a
@@ -329,7 +363,7 @@ func buildLayer(p *Package, bin string, epoch time.Time) (v1.Layer, error) {
 }
 
 // assemble makes the OCI image of one layer from scratch.
-func assemble(p *Package, layer v1.Layer, arch string, epoch time.Time) (v1.Image, error) {
+func assemble(p *Package, layer v1.Layer, arch string, epoch time.Time, auditJSON []byte) (v1.Image, error) {
 	label, err := p.Config.Label()
 	if err != nil {
 		return nil, fmt.Errorf("pkgbuild: label: %w", err)
@@ -339,6 +373,9 @@ func assemble(p *Package, layer v1.Layer, arch string, epoch time.Time) (v1.Imag
 	labels := map[string]string{imageconfig.LabelKey: string(label)}
 	for k, v := range p.Annotations {
 		labels[k] = v
+	}
+	if auditJSON != nil {
+		labels[audit.Label] = string(auditJSON)
 	}
 	cfg := &v1.ConfigFile{
 		Architecture: arch,

@@ -62,6 +62,10 @@ type Recipe struct {
 	// Dirs are empty directories made in the image (DIRS,
 	// comma-separated), for mount points.
 	Dirs []string
+	// Audit are the arguments (AUDIT, space-separated) with which the
+	// built binary, run in the package directory, prints its audit.Audit;
+	// the build embeds what it prints in the image.
+	Audit []string
 }
 
 // User is a user and group of the same name.
@@ -184,8 +188,10 @@ func parseRecipe(args []string) (Recipe, error) {
 			}
 		case "DIRS":
 			r.Dirs, err = imagePaths(value)
+		case "AUDIT":
+			r.Audit = strings.Fields(value)
 		default:
-			err = errors.New("unknown (GO_PACKAGE, BINARY, CMD, LINKS, ENGINE_USER, FILES, DIRS)")
+			err = errors.New("unknown (GO_PACKAGE, BINARY, CMD, LINKS, ENGINE_USER, FILES, DIRS, AUDIT)")
 		}
 		if err != nil {
 			return r, fmt.Errorf("buildArgs %s: %w", key, err)

@@ -22,6 +22,7 @@ const usage = `usage:
   dyad cache import FILE                        store the images of such a tarball
   dyad push REF                                 push a cached image to its registry
   dyad pull REF                                 pull an image into the cache
+  dyad audit [-json] REF|FILE                   say what an image's container and processes will hold
 
 The cache is at $DYAD_CACHE, or ~/.cache/dyad.
 `
@@ -73,6 +74,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return push(ctx, rest, stdout)
 	case cmd == "pull":
 		return pull(ctx, rest, stdout)
+	case cmd == "audit":
+		return auditImage(rest, stdout)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
