@@ -473,8 +473,11 @@ func parseDhcpcd(args []string) (*Config, error) {
 		c.Interfaces = ifaces
 	}
 	c.Deconfigure = !p.persistent
-	c.Request = slices.Concat(baseRequest, p.request)
-	c.Request = slices.DeleteFunc(slices.Compact(c.Request), func(o uint8) bool { return slices.Contains(p.ignore, o) })
+	c.Request = slices.Clone(baseRequest)
+	for _, o := range p.request {
+		c.Request = appendNew(c.Request, o)
+	}
+	c.Request = slices.DeleteFunc(c.Request, func(o uint8) bool { return slices.Contains(p.ignore, o) })
 	c.Ignore, c.Require = p.ignore, p.require
 	if err := c.finish(); err != nil {
 		return nil, fmt.Errorf("%w (%s)", err, file)

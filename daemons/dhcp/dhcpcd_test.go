@@ -121,10 +121,18 @@ func TestDhcpcdDialect(t *testing.T) {
 			},
 		},
 		{
-			name:  "options by number, and one of no use",
-			conf:  "option 121 time_servers\n",
-			check: func(c *Config) bool { return slices.Contains(c.Request, 121) && slices.Contains(c.Request, 4) },
-			warn:  []string{":1: option time_servers: dyad-dhcp makes no use of it"},
+			name: "options by number, one of no use, and one asked for anyway",
+			conf: "option 121 time_servers subnet_mask\n",
+			check: func(c *Config) bool {
+				masks := 0
+				for _, o := range c.Request {
+					if o == 1 {
+						masks++
+					}
+				}
+				return slices.Contains(c.Request, 121) && slices.Contains(c.Request, 4) && masks == 1
+			},
+			warn: []string{":1: option time_servers: dyad-dhcp makes no use of it"},
 		},
 		{
 			name:  "clientid of hexadecimal bytes",
