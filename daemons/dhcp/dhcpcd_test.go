@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// conformanceConf is LinuxKit's own dhcpcd.conf, the one its images ship.
-const conformanceConf = "../../../shared/conformance/linuxkit/pkg/dhcpcd/dhcpcd.conf"
+// conformanceConf is LinuxKit's own dhcpcd.conf, the one its image ships
+// (see testdata/linuxkit/README.md).
+const conformanceConf = "testdata/linuxkit/dhcpcd.conf"
 
 // TestDhcpcdConformanceFile reads LinuxKit's dhcpcd.conf with LinuxKit's
 // command line, as the dhcp image does when started as /sbin/dhcpcd.

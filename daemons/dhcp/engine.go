@@ -604,11 +604,6 @@ func (c *Client) bind(now time.Time, l *privsep.Lease, start time.Time) {
 		ops = append(ops, &privsep.RouteReplace{Route: r})
 	}
 	ops = append(ops, &privsep.LeaseSave{Lease: *l})
-	if old == nil {
-		c.log.Info("bound", "address", l.Address, "server", l.Server, "lease", l.LeaseTime)
-	} else {
-		c.log.Info("lease extended", "address", l.Address, "lease", l.LeaseTime)
-	}
 	c.lease = l
 	c.renewal = old != nil
 	c.applied = false
@@ -678,6 +673,13 @@ func (c *Client) Applied(now time.Time, err error) {
 		return
 	}
 	if err == nil {
+		// Said once the host holds the lease, not when it is asked for:
+		// whoever reads "bound" may rely on the address being there.
+		if l := c.lease; c.renewal {
+			c.log.Info("lease extended", "address", l.Address, "lease", l.LeaseTime)
+		} else {
+			c.log.Info("bound", "address", l.Address, "server", l.Server, "lease", l.LeaseTime)
+		}
 		c.applied = true
 		return
 	}

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
 
 // conformanceConf is LinuxKit's dhcpcd.conf, which the swapped image is
 // handed in the conformance test.
-const conformanceConf = "../../../shared/conformance/linuxkit/pkg/dhcpcd/dhcpcd.conf"
+const conformanceConf = "../../daemons/dhcp/testdata/linuxkit/dhcpcd.conf"
 
 // linuxkitCommand is the dhcpcd entry's command line in LinuxKit's files.
 var linuxkitCommand = []string{"/sbin/dhcpcd", "--nobackground", "-f", "/dhcpcd.conf", "-1"}
