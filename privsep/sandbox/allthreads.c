@@ -37,6 +37,7 @@ enum { OP_LANDLOCK = 1, OP_CAPS = 2 };
 static atomic_int busy;
 static atomic_int op;
 static atomic_ullong caps_keep;
+static atomic_int caps_leave_bounding;
 static atomic_int caps_last;
 static atomic_int ruleset_fd;
 static atomic_uint restrict_flags;
@@ -45,10 +46,10 @@ static atomic_int done_tid;
 static atomic_int done_errno;
 static struct sigaction saved_action;
 
-// drop_caps leaves the calling thread exactly caps_keep in its bounding,
-// permitted and effective sets, and nothing in its inheritable and ambient
-// sets. The bounding set goes first: dropping from it needs CAP_SETPCAP,
-// which the capset below may remove.
+// drop_caps leaves the calling thread exactly caps_keep in its bounding
+// (unless caps_leave_bounding), permitted and effective sets, and nothing
+// in its inheritable and ambient sets. The bounding set goes first:
+// dropping from it needs CAP_SETPCAP, which the capset below may remove.
 static int drop_caps(void) {
 	unsigned long long keep = atomic_load(&caps_keep);
 	int last = atomic_load(&caps_last);
@@ -56,7 +57,7 @@ static int drop_caps(void) {
 	// already done shows up in the next listing, with its creator's sets):
 	// drop only what is still there, since dropping needs CAP_SETPCAP,
 	// which keep may not hold.
-	for (int c = 0; c <= last; c++) {
+	for (int c = 0; c <= last && !atomic_load(&caps_leave_bounding); c++) {
 		if (keep & (1ULL << c)) {
 			continue;
 		}
@@ -131,12 +132,13 @@ int dyad_ll_begin(int fd, unsigned int flags) {
 	return install();
 }
 
-int dyad_caps_begin(unsigned long long keep, int last) {
+int dyad_caps_begin(unsigned long long keep, int last, int leave_bounding) {
 	int err = claim(OP_CAPS);
 	if (err != 0) {
 		return err;
 	}
 	atomic_store(&caps_keep, keep);
+	atomic_store(&caps_leave_bounding, leave_bounding);
 	atomic_store(&caps_last, last);
 	return install();
 }

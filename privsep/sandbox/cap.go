@@ -149,7 +149,9 @@ func lastCap() (Cap, error) {
 //
 // A process that execs from this thread inherits these sets; if it is root,
 // its permitted and effective sets become the bounding set, that is keep.
-func restrictThread(keep []Cap, noNewPrivs bool) error {
+// With leaveBounding (no CAP_SETPCAP to drop with), the bounding set is
+// only checked to hold keep, and a root child must drop the rest itself.
+func restrictThread(keep []Cap, leaveBounding, noNewPrivs bool) error {
 	last, err := lastCap()
 	if err != nil {
 		return err
@@ -168,7 +170,7 @@ func restrictThread(keep []Cap, noNewPrivs bool) error {
 		switch {
 		case want&(1<<uint(c)) != 0 && in == 0:
 			return fmt.Errorf("cannot keep %v: it is not in this process's bounding set", c)
-		case want&(1<<uint(c)) == 0 && in == 1:
+		case want&(1<<uint(c)) == 0 && in == 1 && !leaveBounding:
 			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
 				return fmt.Errorf("drop %v from the bounding set: %w", c, err)
 			}
@@ -211,13 +213,26 @@ func clearInheritable() error {
 // capability sets are per thread and a cgo program has no
 // AllThreadsSyscall. The result is then read back from every thread; any
 // difference is an error.
-func DropAllThreads(keep []Cap) error {
+func DropAllThreads(keep []Cap) error { return dropAllThreads(keep, false) }
+
+// DropAllThreadsLeavingBounding is DropAllThreads for a process that cannot
+// drop from its bounding set, having no CAP_SETPCAP: the bounding set stays
+// as the container made it. The caller must set no_new_privs (Confine
+// does), under which an exec can never bring back what the bounding set
+// still names.
+func DropAllThreadsLeavingBounding(keep []Cap) error { return dropAllThreads(keep, true) }
+
+func dropAllThreads(keep []Cap, leaveBounding bool) error {
 	last, err := lastCap()
 	if err != nil {
 		return fmt.Errorf("sandbox: drop capabilities: %w", err)
 	}
 	want := CapMask(keep...)
-	if e := C.dyad_caps_begin(C.ulonglong(want), C.int(last)); e != 0 {
+	leave := C.int(0)
+	if leaveBounding {
+		leave = 1
+	}
+	if e := C.dyad_caps_begin(C.ulonglong(want), C.int(last), leave); e != 0 {
 		return fmt.Errorf("sandbox: drop capabilities: install signal handler: %w", unix.Errno(e))
 	}
 	err = signalEachThread("drop capabilities")
@@ -230,7 +245,7 @@ func DropAllThreads(keep []Cap) error {
 	err = eachThread(os.Getpid(), func(tid int, s Status) error {
 		// A thread that started a child keeps that child's smaller
 		// bounding set: a subset of keep is as good.
-		if s.CapPrm != want || s.CapEff != want || s.CapBnd&^want != 0 || s.CapInh != 0 || s.CapAmb != 0 {
+		if s.CapPrm != want || s.CapEff != want || (!leaveBounding && s.CapBnd&^want != 0) || s.CapInh != 0 || s.CapAmb != 0 {
 			return fmt.Errorf("thread %d: CapInh %#x CapPrm %#x CapEff %#x CapBnd %#x CapAmb %#x, want %#x", tid, s.CapInh, s.CapPrm, s.CapEff, s.CapBnd, s.CapAmb, want)
 		}
 		return nil

@@ -72,7 +72,9 @@ func runChildMode(mode string) (any, error) {
 	case "supervisor":
 		return childSupervisor()
 	case "drop-all-threads":
-		return childDropAllThreads()
+		return childDropAllThreads(DropAllThreads)
+	case "drop-all-threads-leaving-bounding":
+		return childDropAllThreads(DropAllThreadsLeavingBounding)
 	}
 	return nil, fmt.Errorf("unknown mode %q", mode)
 }
@@ -647,7 +649,7 @@ type dropReport struct {
 // childDropAllThreads runs as root with every capability, with threads
 // locked before it drops, drops to CAP_NET_ADMIN and reports what each
 // thread holds.
-func childDropAllThreads() (*dropReport, error) {
+func childDropAllThreads(drop func([]Cap) error) (*dropReport, error) {
 	onEach, stop := startThreads(6)
 	defer stop()
 	// Threads keep appearing and going while the drop runs, made by
@@ -674,7 +676,7 @@ func childDropAllThreads() (*dropReport, error) {
 		}()
 	}
 	var r dropReport
-	err := DropAllThreads([]Cap{unix.CAP_NET_ADMIN})
+	err := drop([]Cap{unix.CAP_NET_ADMIN})
 	close(quit)
 	churn.Wait()
 	if err != nil {

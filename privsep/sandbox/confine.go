@@ -17,7 +17,8 @@ type Profile struct {
 
 	// ExpectUnprivileged makes Confine check first that the process holds
 	// nothing: no root user or group ID, no supplementary group, no
-	// capability in any set, and no_new_privs, on every thread.
+	// capability in any set but the bounding one, and no_new_privs, on
+	// every thread.
 	ExpectUnprivileged bool
 
 	// AllowNoSeccomp and AllowNoLandlock accept a kernel without seccomp
@@ -112,8 +113,11 @@ func checkUnprivileged() error {
 			name string
 			set  uint64
 		}{
+			// The bounding set may keep what the container gave when
+			// there was no CAP_SETPCAP to drop it with: no_new_privs,
+			// required below, makes it grant nothing on exec.
 			{"inheritable", s.CapInh}, {"permitted", s.CapPrm}, {"effective", s.CapEff},
-			{"bounding", s.CapBnd}, {"ambient", s.CapAmb},
+			{"ambient", s.CapAmb},
 		} {
 			if c.set != 0 {
 				return fmt.Errorf("thread %d: %s capability set is %#x, not empty", tid, c.name, c.set)

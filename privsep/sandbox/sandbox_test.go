@@ -595,7 +595,9 @@ func TestConfineRefusesPrivileged(t *testing.T) {
 		{"root", Child{NoNewPrivs: true}, "user ID 1 of 4 is root"},
 		{"root group", Child{UID: nobody, NoNewPrivs: true}, "group ID 1 of 4 is root"},
 		{"no no_new_privs", Child{UID: nobody, GID: nobody}, "no_new_privs is not set"},
-		{"bounding set", Child{UID: nobody, GID: nobody, NoNewPrivs: true, Keep: []Cap{unix.CAP_NET_ADMIN}}, "bounding capability set is 0x1000"},
+		// What the bounding set still names, no_new_privs keeps from
+		// ever coming back: a container without CAP_SETPCAP leaves it so.
+		{"bounding set under no_new_privs", Child{UID: nobody, GID: nobody, NoNewPrivs: true, Keep: []Cap{unix.CAP_NET_ADMIN}}, "ok"},
 		{"nothing", unprivileged(), "ok"},
 	}
 	for _, tt := range tests {
@@ -607,6 +609,31 @@ func TestConfineRefusesPrivileged(t *testing.T) {
 				t.Errorf("Confine: %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDropAllThreadsLeavingBounding: a root process without CAP_SETPCAP
+// cannot drop from its bounding set, and says so; it can drop everything
+// else, leaving the bounding set as it was.
+func TestDropAllThreadsLeavingBounding(t *testing.T) {
+	requireRoot(t)
+	child := Child{Keep: []Cap{unix.CAP_NET_ADMIN, unix.CAP_NET_RAW}}
+	var r dropReport
+	decode(t, runChild(t, "drop-all-threads", child), &r)
+	if !strings.Contains(r.Err, "operation not permitted") {
+		t.Errorf("DropAllThreads without CAP_SETPCAP: %q, want a refusal", r.Err)
+	}
+	r = dropReport{}
+	decode(t, runChild(t, "drop-all-threads-leaving-bounding", child), &r)
+	if r.Err != "" {
+		t.Fatalf("DropAllThreadsLeavingBounding: %s", r.Err)
+	}
+	const want = uint64(1) << unix.CAP_NET_ADMIN
+	const bounding = want | 1<<unix.CAP_NET_RAW
+	for i, s := range append(r.Threads, r.NewAfter) {
+		if s.CapPrm != want || s.CapEff != want || s.CapBnd != bounding || s.CapInh != 0 || s.CapAmb != 0 {
+			t.Errorf("thread %d: CapInh %#x CapPrm %#x CapEff %#x CapBnd %#x CapAmb %#x, want %#x and bounding %#x", i, s.CapInh, s.CapPrm, s.CapEff, s.CapBnd, s.CapAmb, want, bounding)
+		}
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"runtime"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // selfExe is the binary every stage and child runs: the one running now,
@@ -35,6 +37,12 @@ type Child struct {
 	// Start fails if the caller's bounding set lacks one of them.
 	Keep []Cap
 
+	// LeaveBounding leaves the bounding set as it is, for a caller that
+	// cannot drop from it (no CAP_SETPCAP): a root child then starts with
+	// the whole bounding set and must drop to Keep itself, as a child that
+	// takes its user from a set-user-ID file (NoNewPrivs unset) must.
+	LeaveBounding bool
+
 	// NoNewPrivs sets no_new_privs on the child.
 	NoNewPrivs bool
 }
@@ -47,6 +55,7 @@ type Process struct {
 	state *os.ProcessState
 	err   error
 	proc  *os.Process
+	pidfd *os.File // nil if the kernel has none
 }
 
 // Start starts c and returns once the new program is running (its execve
@@ -80,7 +89,7 @@ func (p *Process) run(c Child, started chan<- error) {
 	// No UnlockOSThread: this thread's capabilities and no_new_privs differ
 	// from the other threads' from now on.
 
-	if err := restrictThread(c.Keep, c.NoNewPrivs); err != nil {
+	if err := restrictThread(c.Keep, c.LeaveBounding, c.NoNewPrivs); err != nil {
 		started <- fmt.Errorf("sandbox: start %s: %w", c.Args[0], err)
 		return
 	}
@@ -118,6 +127,11 @@ func (p *Process) run(c Child, started chan<- error) {
 	}
 	p.Pid = cmd.Process.Pid
 	p.proc = cmd.Process
+	// Opened before anyone can reap the child, so it names this child
+	// and no later holder of its PID.
+	if fd, err := unix.PidfdOpen(p.Pid, unix.PIDFD_NONBLOCK); err == nil {
+		p.pidfd = os.NewFile(uintptr(fd), "pidfd")
+	}
 	started <- nil
 
 	err := cmd.Wait()
@@ -130,6 +144,20 @@ func (p *Process) run(c Child, started chan<- error) {
 	}
 	p.state, p.err = cmd.ProcessState, err
 	close(p.done)
+}
+
+// PidFD returns a pidfd of the child: a descriptor that names it and no
+// later process of the same PID, for another process to signal it with.
+// The caller closes it.
+func (p *Process) PidFD() (*os.File, error) {
+	if p.pidfd == nil {
+		return nil, fmt.Errorf("sandbox: pid %d: no pidfd", p.Pid)
+	}
+	fd, err := unix.FcntlInt(p.pidfd.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: pid %d: dup pidfd: %w", p.Pid, err)
+	}
+	return os.NewFile(uintptr(fd), "pidfd"), nil
 }
 
 // Wait waits for the child to exit and returns its state. An exit with a
