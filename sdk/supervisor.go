@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dyad-project/dyad/privsep"
 	"github.com/dyad-project/dyad/privsep/sandbox"
@@ -41,6 +44,11 @@ type Supervisor struct {
 	// 4, 5, ...). The actuator gets only the control channel.
 	EngineFiles          []*os.File
 	EngineUID, EngineGID uint32
+	// EngineLauncher, when set, is the path of engine-exec, a file
+	// set-user-ID and set-group-ID to EngineUID and EngineGID: the engine
+	// is started and signalled through it, so that the supervisor needs
+	// neither CAP_SETUID, CAP_SETGID, CAP_SETPCAP nor CAP_KILL.
+	EngineLauncher string
 	// Deadline, when set, bounds the whole run (one-shot mode): past it
 	// the engine is stopped and the run fails.
 	Deadline time.Time
@@ -69,6 +77,12 @@ func (s *Supervisor) Run() int {
 		s.Log.Error("a supervisor without confinement would keep every capability: refusing to start")
 		return 1
 	}
+	if s.EngineLauncher != "" {
+		if err := s.checkLauncher(); err != nil {
+			s.Log.Error(err.Error())
+			return 1
+		}
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -83,6 +97,9 @@ func (s *Supervisor) Run() int {
 		Files:  []*os.File{ctlAct.File()},
 		Stderr: os.Stderr, Stdout: os.Stdout,
 		Keep: s.ActuatorCaps,
+		// Without CAP_SETPCAP the actuator starts with the whole
+		// bounding set, and drops to its grant itself.
+		LeaveBounding: s.EngineLauncher != "",
 	})
 	ctlAct.Close()
 	if err != nil {
@@ -116,8 +133,7 @@ func (s *Supervisor) Run() int {
 		if restarts == 0 {
 			if err := s.Confine(); err != nil {
 				s.Log.Error("cannot confine the supervisor", "err", err.Error())
-				engine.Signal(syscall.SIGKILL)
-				engine.Wait()
+				s.kill(engine)
 				return 1
 			}
 		}
@@ -221,8 +237,7 @@ func (s *Supervisor) watch(engine *sandbox.Process, session uint64, ev events) (
 			return exitCode(st), 0, false
 		case <-actuator.Done():
 			s.Log.Error("the actuator died: stopping")
-			engine.Signal(syscall.SIGKILL)
-			engine.Wait()
+			s.kill(engine)
 			return 0, 1, true
 		case n := <-ev.hostile:
 			if n != session {
@@ -230,13 +245,11 @@ func (s *Supervisor) watch(engine *sandbox.Process, session uint64, ev events) (
 				continue
 			}
 			s.Log.Error("the actuator reports a hostile engine: killing it")
-			engine.Signal(syscall.SIGKILL)
-			engine.Wait()
+			s.kill(engine)
 			return -1, 0, false
 		case <-ev.reportsLost:
 			s.Log.Error("the control channel failed: stopping")
-			engine.Signal(syscall.SIGKILL)
-			engine.Wait()
+			s.kill(engine)
 			return 0, s.stop(nil, actuator, 1), true
 		case sig := <-ev.sigs:
 			s.Log.Info("stopping", "signal", sig.String())
@@ -263,7 +276,7 @@ func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, uint64, error)
 	if err != nil {
 		return nil, 0, err
 	}
-	p, err := sandbox.Start(sandbox.Child{
+	child := sandbox.Child{
 		Args:       append([]string{Argv0(s.Name, StageEngine)}, s.EngineArgs...),
 		Files:      append([]*os.File{eng.File()}, s.EngineFiles...),
 		Stderr:     os.Stderr,
@@ -271,24 +284,99 @@ func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, uint64, error)
 		UID:        s.EngineUID,
 		GID:        s.EngineGID,
 		NoNewPrivs: true,
-	})
+	}
+	if s.EngineLauncher != "" {
+		// engine-exec takes the engine's user from its set-ID bits,
+		// which no_new_privs would void: it sets no_new_privs itself
+		// before it execs this binary as the engine.
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, 0, err
+		}
+		child.Path = s.EngineLauncher
+		child.Args = append([]string{"engine-exec", "exec", exe}, child.Args...)
+		child.UID, child.GID, child.NoNewPrivs, child.LeaveBounding = 0, 0, false, true
+	}
+	p, err := sandbox.Start(child)
 	return p, session, err
+}
+
+// checkLauncher makes sure EngineLauncher will run the engine as
+// EngineUID and EngineGID, and as nothing else.
+func (s *Supervisor) checkLauncher() error {
+	var st unix.Stat_t
+	if err := unix.Stat(s.EngineLauncher, &st); err != nil {
+		return fmt.Errorf("engine launcher: %w", err)
+	}
+	const setID = unix.S_ISUID | unix.S_ISGID
+	switch {
+	case st.Uid != s.EngineUID || st.Gid != s.EngineGID || st.Uid == 0 || st.Gid == 0:
+		return fmt.Errorf("engine launcher %s is owned by %d:%d, not by the engine's user %d:%d", s.EngineLauncher, st.Uid, st.Gid, s.EngineUID, s.EngineGID)
+	case st.Mode&setID != setID:
+		return fmt.Errorf("engine launcher %s is not set-user-ID and set-group-ID (mode %#o)", s.EngineLauncher, st.Mode&0o7777)
+	case st.Mode&0o022 != 0:
+		return fmt.Errorf("engine launcher %s may be written by others (mode %#o)", s.EngineLauncher, st.Mode&0o7777)
+	}
+	return nil
+}
+
+// signalEngine signals the engine: directly, or through engine-exec, as
+// the engine's own user, when the supervisor may not signal another user.
+func (s *Supervisor) signalEngine(p *sandbox.Process, sig syscall.Signal) {
+	if s.EngineLauncher == "" {
+		p.Signal(sig)
+		return
+	}
+	select {
+	case <-p.Done():
+		return
+	default:
+	}
+	pidfd, err := p.PidFD()
+	if err != nil {
+		s.Log.Error("cannot signal the engine", "err", err.Error())
+		return
+	}
+	defer pidfd.Close()
+	k, err := sandbox.Start(sandbox.Child{
+		Path:          s.EngineLauncher,
+		Args:          []string{"engine-exec", "kill", strconv.Itoa(int(sig))},
+		Files:         []*os.File{pidfd},
+		Stderr:        os.Stderr,
+		LeaveBounding: true,
+	})
+	if err != nil {
+		s.Log.Error("cannot signal the engine", "err", err.Error())
+		return
+	}
+	if st, _ := k.Wait(); st == nil || !st.Success() {
+		s.Log.Error("engine-exec could not signal the engine", "signal", sig.String(), "status", fmt.Sprint(st))
+	}
+}
+
+// kill ends the engine at once and waits for it.
+func (s *Supervisor) kill(p *sandbox.Process) {
+	s.signalEngine(p, syscall.SIGKILL)
+	p.Wait()
 }
 
 // stop ends the engine (if still running) with SIGTERM, so it can release
 // its leases, then the actuator, each within a grace period.
 func (s *Supervisor) stop(engine, actuator *sandbox.Process, code int) int {
-	for _, p := range []*sandbox.Process{engine, actuator} {
-		if p == nil {
-			continue
-		}
-		p.Signal(syscall.SIGTERM)
+	if engine != nil {
+		s.signalEngine(engine, syscall.SIGTERM)
 		select {
-		case <-p.Done():
+		case <-engine.Done():
 		case <-time.After(stopGrace):
-			p.Signal(syscall.SIGKILL)
-			<-p.Done()
+			s.kill(engine)
 		}
+	}
+	actuator.Signal(syscall.SIGTERM)
+	select {
+	case <-actuator.Done():
+	case <-time.After(stopGrace):
+		actuator.Signal(syscall.SIGKILL)
+		<-actuator.Done()
 	}
 	return code
 }

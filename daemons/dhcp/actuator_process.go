@@ -51,6 +51,13 @@ func actuate(args []string) int {
 			writable = append(writable, filepath.Dir(p))
 		}
 	}
+	// Started with its grant as its bounding set, it holds nothing else
+	// already; started without CAP_SETPCAP (the images'), it holds the
+	// container's whole set and drops to its grant here.
+	if err := sandbox.DropAllThreadsLeavingBounding(actuatorCaps(cfg)); err != nil {
+		log.Error("cannot drop to the actuator's capabilities", "err", err.Error())
+		return 1
+	}
 	if err := sandbox.Confine(sandbox.Profile{
 		Name:            "actuator",
 		Syscalls:        sandbox.ActuatorSyscalls(),

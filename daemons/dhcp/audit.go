@@ -15,11 +15,22 @@ import (
 // actuator will do, for the configuration the arguments give: derived
 // from the grant and the capability lists the daemon runs with. dyad pkg
 // build embeds it in the image.
+//
+// The engine launcher is the one of the machine that runs it; an image
+// build, which runs it elsewhere, names the image's with -engine-launcher
+// before the daemon's own arguments.
 func printAudit(args []string, stdout, stderr io.Writer) int {
+	launcher := ""
+	if len(args) > 1 && args[0] == "-engine-launcher" {
+		launcher, args = args[1], args[2:]
+	}
 	cfg, err := ParseArgs(args, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "dyad-dhcp:", err)
 		return 2
+	}
+	if launcher != "" {
+		cfg.EngineLauncher = launcher
 	}
 	stdout.Write(auditOf(cfg).Marshal())
 	return 0
@@ -36,7 +47,7 @@ func auditOf(cfg *Config) *audit.Audit {
 		Daemon: "dyad-dhcp",
 		Supervisor: audit.Process{
 			User:         "root",
-			Capabilities: capNames(supervisorCaps()),
+			Capabilities: capNames(supervisorCaps(cfg)),
 			NoNewPrivs:   true,
 			Seccomp:      "the supervisor's: the Go runtime, waiting for and starting its children",
 			Landlock:     "none",
@@ -58,6 +69,12 @@ func auditOf(cfg *Config) *audit.Audit {
 			Landlock:     "no file access at all",
 			Role:         "parses every byte from the network and runs DHCP; asks the actuator for each host change",
 		},
+	}
+	if cfg.EngineLauncher != "" {
+		a.Supervisor.NoNewPrivs = false
+		a.Supervisor.Seccomp = "none: a filter needs no_new_privs, under which the kernel would ignore engine-exec's set-user-ID bit"
+		a.Supervisor.Role += "; starts and signals the engine through " + cfg.EngineLauncher + ", set-user-ID to the engine's user"
+		a.Engine.Role += "; started by engine-exec, which sets its user and no_new_privs"
 	}
 	// Every operation a configuration can grant, and the setting that
 	// grants those the given one does not.

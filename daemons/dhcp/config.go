@@ -65,6 +65,12 @@ type Config struct {
 
 	EngineUID uint32 `yaml:"engine_uid"`
 	EngineGID uint32 `yaml:"engine_gid"`
+	// EngineLauncher is engine-exec, set-user-ID to the engine's user,
+	// through which the supervisor starts and signals the engine without
+	// CAP_SETUID, CAP_SETGID, CAP_SETPCAP and CAP_KILL. By default the one
+	// the images ship, when it is there; "none" starts the engine with
+	// those capabilities instead.
+	EngineLauncher string `yaml:"engine_launcher"`
 
 	// AllowNoLandlock lets the daemon start on a kernel without landlock.
 	AllowNoLandlock bool `yaml:"allow_no_landlock"`
@@ -95,6 +101,8 @@ const (
 	// so that it shares no user with another daemon's engine (the dhcp
 	// image's /etc/passwd names it dyad-dhcp).
 	DefaultEngineID = 2101
+	// DefaultEngineLauncher is where the images put engine-exec.
+	DefaultEngineLauncher = "/usr/libexec/dyad/engine-exec"
 )
 
 // newConfig returns the configuration before file and command line.
@@ -237,13 +245,21 @@ func (c *Config) finish() error {
 	if c.EngineUID == 0 || c.EngineGID == 0 {
 		return errors.New("config: engine_uid and engine_gid must not be 0: the engine never runs as root")
 	}
+	switch c.EngineLauncher {
+	case "":
+		if _, err := os.Stat(DefaultEngineLauncher); err == nil {
+			c.EngineLauncher = DefaultEngineLauncher
+		}
+	case "none":
+		c.EngineLauncher = ""
+	}
 	// "none" turns off writing a file.
 	for _, p := range []*string{&c.ResolvConf, &c.NTPConf} {
 		if *p == "none" {
 			*p = ""
 		}
 	}
-	for _, p := range []*string{&c.StateDir, &c.RunDir, &c.ResolvConf, &c.NTPConf} {
+	for _, p := range []*string{&c.StateDir, &c.RunDir, &c.ResolvConf, &c.NTPConf, &c.EngineLauncher} {
 		if *p != "" && !strings.HasPrefix(*p, "/") {
 			return fmt.Errorf("config: path %q must be absolute", *p)
 		}

@@ -49,7 +49,11 @@ func actuatorCaps(c *Config) []sandbox.Cap {
 // supervisorCaps are what the supervisor keeps once the actuator and the
 // first engine run: what it needs to restart the engine as another user
 // with nothing (setuid, setgid, dropping the bounding set) and to signal
-// it. The actuator is never restarted, so none of its capabilities stay.
-func supervisorCaps() []sandbox.Cap {
+// it; nothing when engine-exec does that. The actuator is never
+// restarted, so none of its capabilities stay.
+func supervisorCaps(c *Config) []sandbox.Cap {
+	if c.EngineLauncher != "" {
+		return nil
+	}
 	return []sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}
 }

@@ -16,7 +16,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,10 +103,155 @@ func TestDhcpcdDropIn(t *testing.T) {
 	if log := srv.Log(); !strings.Contains(log, "DHCPACK") || strings.Contains(log, "DHCPREQUEST") {
 		t.Errorf("want a rapid-commit exchange (an ACK to the DISCOVER, no REQUEST):\n%s", log)
 	}
+	// The label grants no capability to change users: the engine got its
+	// user from engine-exec.
+	if !strings.Contains(string(out), "the engine runs through engine-exec") {
+		t.Errorf("the engine was not started through engine-exec:\n%s", out)
+	}
 	// slaac is the one directive dyad-dhcp does not do: said, with its line.
 	if !strings.Contains(string(out), "/dhcpcd.conf:35: slaac: not supported") {
 		t.Errorf("no warning for slaac:\n%s", out)
 	}
+}
+
+// TestServiceHoldsOnlyWhatTheLabelGrants runs the image's default command,
+// the long-lived service, with the label's three capabilities, and reads
+// what each process holds; then kills the engine, which the supervisor
+// restarts through engine-exec, and stops the service, whose SIGTERM
+// reaches the engine the same way.
+func TestServiceHoldsOnlyWhatTheLabelGrants(t *testing.T) {
+	testnet.RequireRoot(t)
+	testnet.RequireTools(t, "dnsmasq")
+	img, label := buildImage(t)
+	n := testnet.NewNetConfig(t, testnet.Config{ClientIf: "eth0"})
+	testnet.StartDnsmasq(t, n, n.DefaultOptions())
+
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newContainer(t, img, label)
+	svc := c.start(t, n.Client, append(cf.Config.Entrypoint, cf.Config.Cmd...))
+	waitFor(t, svc, "an address on eth0", func() bool { return len(n.Addrs(t, n.Client, "eth0")) == 1 })
+
+	var labelMask uint64
+	for _, name := range *label.Capabilities {
+		labelMask |= 1 << capByName[name]
+	}
+	procs := children(t, svc.cmd.Process.Pid)
+	if len(procs) != 2 {
+		t.Fatalf("the supervisor has %d children, want the actuator and the engine: %v\n%s", len(procs), procs, svc.out.Bytes())
+	}
+	want := map[string]map[string]string{
+		"supervisor": {"Uid": "0 0 0 0", "CapPrm": hex(0), "CapEff": hex(0), "CapBnd": hex(labelMask)},
+		"actuator": {"Uid": "0 0 0 0", "CapPrm": hex(1 << unix.CAP_NET_ADMIN), "CapEff": hex(1 << unix.CAP_NET_ADMIN),
+			"CapInh": hex(0), "CapAmb": hex(0), "NoNewPrivs": "1", "Seccomp": "2"},
+		"engine": {"Uid": "2101 2101 2101 2101", "Gid": "2101 2101 2101 2101", "Groups": "", "CapPrm": hex(0),
+			"CapEff": hex(0), "CapInh": hex(0), "CapAmb": hex(0), "NoNewPrivs": "1", "Seccomp": "2"},
+	}
+	got := map[string]map[string]string{"supervisor": procStatus(t, svc.cmd.Process.Pid)}
+	engine := 0
+	for _, pid := range procs {
+		st := procStatus(t, pid)
+		role := "actuator"
+		if st["Uid"] != "0 0 0 0" {
+			role, engine = "engine", pid
+		}
+		got[role] = st
+	}
+	for role, fields := range want {
+		for k, v := range fields {
+			if got[role][k] != v {
+				t.Errorf("%s: %s is %q, want %q", role, k, got[role][k], v)
+			}
+		}
+	}
+	if engine == 0 {
+		t.Fatal("no engine found")
+	}
+
+	// A dead engine is started again, as the engine's user.
+	if err := syscall.Kill(engine, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Ready once it has asked for its lease again and the host holds it.
+	waitFor(t, svc, "lease extended by a new engine", func() bool {
+		return strings.Contains(string(svc.out.Bytes()), `msg="lease extended"`)
+	})
+	var again int
+	waitFor(t, svc, "a new engine", func() bool {
+		for _, pid := range children(t, svc.cmd.Process.Pid) {
+			if pid != engine && procStatus(t, pid)["Uid"] == "2101 2101 2101 2101" {
+				again = pid
+				return true
+			}
+		}
+		return false
+	})
+	// Stopping the service stops the engine (through engine-exec) and
+	// the actuator; persistent keeps the address.
+	if err := svc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.wait(30 * time.Second); err != nil {
+		t.Fatalf("the service did not stop cleanly: %v\n%s", err, svc.out.Bytes())
+	}
+	if out := string(svc.out.Bytes()); strings.Contains(out, "could not signal") || !strings.Contains(out, "proc=engine signal=terminated") {
+		t.Errorf("the engine (pid %d) was not stopped by its SIGTERM:\n%s", again, out)
+	}
+	if len(n.Addrs(t, n.Client, "eth0")) != 1 {
+		t.Error("persistent, yet the address went with the service")
+	}
+}
+
+func hex(mask uint64) string { return fmt.Sprintf("%016x", mask) }
+
+// waitFor polls cond for up to 20 s.
+func waitFor(t *testing.T, r *running, what string, cond func() bool) {
+	t.Helper()
+	for range 200 {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no %s within 20 s:\n%s", what, r.out.Bytes())
+}
+
+// children lists the PIDs whose parent is pid.
+func children(t *testing.T, pid int) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if procStatus(t, child)["PPid"] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// procStatus reads /proc/PID/status, with each value's fields joined by
+// one space; empty for a process that is gone.
+func procStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return map[string]string{}
+	}
+	st := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		st[k] = strings.Join(strings.Fields(v), " ")
+	}
+	return st
 }
 
 // buildImage builds the dhcp image from this directory.
@@ -133,6 +281,12 @@ func newContainer(t *testing.T, img v1.Image, label *imageconfig.Config) *contai
 	t.Helper()
 	dir := t.TempDir()
 	c := &container{root: filepath.Join(dir, "root"), host: filepath.Join(dir, "host"), label: label}
+	// The root on a tmpfs of its own, without nosuid (the test's
+	// temporary directory has it): engine-exec is set-user-ID.
+	if err := os.Mkdir(c.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mount(t, "tmpfs", c.root, "tmpfs", 0)
 	unpack(t, img, c.root)
 	for _, d := range []string{"proc", "dev"} {
 		if err := os.MkdirAll(filepath.Join(c.root, d), 0o755); err != nil {
@@ -186,9 +340,16 @@ func mount(t *testing.T, src, dst, fstype string, flags uintptr) {
 	}
 }
 
-// run starts args in the container, in network namespace netns, as root
-// with the label's capabilities and no other, and waits for it.
-func (c *container) run(t *testing.T, netns string, args []string, timeout time.Duration) ([]byte, error) {
+// running is a process started in a container.
+type running struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error // receives Wait's result once
+}
+
+// start starts args in the container, in network namespace netns, as root
+// with the label's capabilities and no other, as LinuxKit's runc would.
+func (c *container) start(t *testing.T, netns string, args []string) *running {
 	t.Helper()
 	var keep []uintptr
 	if c.label.Capabilities != nil {
@@ -200,23 +361,23 @@ func (c *container) run(t *testing.T, netns string, args []string, timeout time.
 			keep = append(keep, v)
 		}
 	}
-	// One writer for both streams: exec.Cmd then writes from one
-	// goroutine at a time, and everything is read after Wait.
-	var out bytes.Buffer
-	cmd := &exec.Cmd{
+	r := &running{out: &syncBuffer{}, done: make(chan error, 1)}
+	r.cmd = &exec.Cmd{
 		Path:   args[0],
 		Args:   args,
 		Env:    []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 		Dir:    "/",
-		Stdout: &out,
-		Stderr: &out,
+		Stdout: r.out,
+		Stderr: r.out,
 		SysProcAttr: &unix.SysProcAttr{
 			Chroot:    c.root,
 			Pdeathsig: unix.SIGKILL,
+			// No supplementary groups, as runc gives a container
+			// whose label names none.
+			Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
 		},
 	}
 	started := make(chan error)
-	done := make(chan error, 1)
 	go func() {
 		// The network namespace and the bounding set are the thread's:
 		// set them on a thread of its own, which the child inherits, and
@@ -225,24 +386,61 @@ func (c *container) run(t *testing.T, netns string, args []string, timeout time.
 		runtime.LockOSThread()
 		err := enter(netns, keep)
 		if err == nil {
-			err = cmd.Start()
+			err = r.cmd.Start()
 		}
 		started <- err
 		if err == nil {
-			done <- cmd.Wait()
+			r.done <- r.cmd.Wait()
 		}
 	}()
 	if err := <-started; err != nil {
-		return nil, err
+		t.Fatalf("starting %v: %v", args, err)
 	}
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			r.cmd.Process.Kill()
+			r.wait(10 * time.Second)
+		}
+	})
+	return r
+}
+
+// wait waits for the process to exit, killing it after timeout.
+func (r *running) wait(timeout time.Duration) error {
 	select {
-	case err := <-done:
-		return out.Bytes(), err
+	case err := <-r.done:
+		return err
 	case <-time.After(timeout):
-		cmd.Process.Kill()
-		<-done
-		return out.Bytes(), fmt.Errorf("still running after %v", timeout)
+		r.cmd.Process.Kill()
+		<-r.done
+		return fmt.Errorf("still running after %v", timeout)
 	}
+}
+
+// run starts args in the container and waits for them.
+func (c *container) run(t *testing.T, netns string, args []string, timeout time.Duration) ([]byte, error) {
+	t.Helper()
+	r := c.start(t, netns, args)
+	err := r.wait(timeout)
+	return r.out.Bytes(), err
+}
+
+// syncBuffer is the output of a running process, read while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
 
 // enter moves the calling thread into a network namespace and drops from

@@ -97,11 +97,21 @@ func Build(ctx context.Context, p *Package, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pkgbuild: %w", err)
 	}
+	launcher := ""
+	if l := p.Recipe.Launcher; l != nil {
+		launcher = filepath.Join(tmp, "launcher")
+		if err := goBuild(ctx, root, l.GoPackage, launcher, arch, opt.Log); err != nil {
+			return nil, err
+		}
+		if err := checkBinary(launcher, arch); err != nil {
+			return nil, err
+		}
+	}
 	auditJSON, err := runAudit(ctx, p, bin)
 	if err != nil {
 		return nil, err
 	}
-	layer, err := buildLayer(p, bin, epoch)
+	layer, err := buildLayer(p, bin, launcher, epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +274,7 @@ func sourceTag(ctx context.Context, root string) string {
 // minimal /etc naming root and the engine's user, the package's files and
 // the mount points, every entry owned by root and stamped with epoch, in
 // a fixed order.
-func buildLayer(p *Package, bin string, epoch time.Time) (v1.Layer, error) {
+func buildLayer(p *Package, bin, launcher string, epoch time.Time) (v1.Layer, error) {
 	r := p.Recipe
 	type entry struct {
 		hdr  tar.Header
@@ -293,6 +303,20 @@ func buildLayer(p *Package, bin string, epoch time.Time) (v1.Layer, error) {
 	}
 	if err := file(r.Binary, 0o755, binData); err != nil {
 		return nil, err
+	}
+	if launcher != "" {
+		data, err := os.ReadFile(launcher)
+		if err != nil {
+			return nil, fmt.Errorf("pkgbuild: %w", err)
+		}
+		// The one file not root's: set-user-ID and set-group-ID to the
+		// engine's user, so that running it gives that user and nothing
+		// more.
+		hdr := tar.Header{Typeflag: tar.TypeReg, Name: r.Launcher.Path, Mode: 0o6755, Size: int64(len(data)),
+			Uid: int(r.User.UID), Gid: int(r.User.GID)}
+		if err := put(hdr, data); err != nil {
+			return nil, err
+		}
 	}
 	passwd := fmt.Sprintf("root:x:0:0:root:/:/sbin/nologin\n%s:x:%d:%d:%s engine:/nonexistent:/sbin/nologin\n", r.User.Name, r.User.UID, r.User.GID, p.Image)
 	group := fmt.Sprintf("root:x:0:\n%s:x:%d:\n", r.User.Name, r.User.GID)
@@ -344,8 +368,7 @@ func buildLayer(p *Package, bin string, epoch time.Time) (v1.Layer, error) {
 	for _, n := range names {
 		e := entries[n]
 		e.hdr.ModTime = epoch
-		e.hdr.Format = tar.FormatPAX
-		e.hdr.Uid, e.hdr.Gid = 0, 0
+		e.hdr.Format = tar.FormatPAX // owners are root's unless set above
 		if err := tw.WriteHeader(&e.hdr); err != nil {
 			return nil, fmt.Errorf("pkgbuild: layer: %w", err)
 		}

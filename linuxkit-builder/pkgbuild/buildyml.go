@@ -62,10 +62,19 @@ type Recipe struct {
 	// Dirs are empty directories made in the image (DIRS,
 	// comma-separated), for mount points.
 	Dirs []string
+	// Launcher is a second program (LAUNCHER, GO_PACKAGE:PATH) put in the
+	// image set-user-ID and set-group-ID to the engine's user: engine-exec,
+	// by which the daemon starts its engine without CAP_SETUID.
+	Launcher *Launcher
 	// Audit are the arguments (AUDIT, space-separated) with which the
 	// built binary, run in the package directory, prints its audit.Audit;
 	// the build embeds what it prints in the image.
 	Audit []string
+}
+
+// Launcher is the program of LAUNCHER.
+type Launcher struct {
+	GoPackage, Path string
 }
 
 // User is a user and group of the same name.
@@ -190,8 +199,16 @@ func parseRecipe(args []string) (Recipe, error) {
 			r.Dirs, err = imagePaths(value)
 		case "AUDIT":
 			r.Audit = strings.Fields(value)
+		case "LAUNCHER":
+			pkg, dst, ok := strings.Cut(value, ":")
+			if !ok || !goPackageRE.MatchString(pkg) {
+				err = fmt.Errorf("%q is not GO_PACKAGE:PATH", value)
+				break
+			}
+			r.Launcher = &Launcher{GoPackage: pkg}
+			r.Launcher.Path, err = imagePath(dst)
 		default:
-			err = errors.New("unknown (GO_PACKAGE, BINARY, CMD, LINKS, ENGINE_USER, FILES, DIRS, AUDIT)")
+			err = errors.New("unknown (GO_PACKAGE, BINARY, CMD, LINKS, ENGINE_USER, FILES, DIRS, AUDIT, LAUNCHER)")
 		}
 		if err != nil {
 			return r, fmt.Errorf("buildArgs %s: %w", key, err)

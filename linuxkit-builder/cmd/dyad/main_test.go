@@ -146,12 +146,23 @@ func TestPkgBuildReproducible(t *testing.T) {
 			b, _ := io.ReadAll(tr)
 			contents[h.Name] = string(b)
 		}
-		if h.Uid != 0 || h.Gid != 0 || h.ModTime.Unix() != 0 {
+		// Every file is root's but engine-exec, the engine's user's.
+		owner := 0
+		if h.Name == "usr/libexec/dyad/engine-exec" {
+			owner = 2101
+		}
+		if h.Uid != owner || h.Gid != owner || h.ModTime.Unix() != 0 {
 			t.Errorf("%s: owner %d:%d, time %v", h.Name, h.Uid, h.Gid, h.ModTime)
 		}
 	}
 	if h := files["usr/bin/dyad-dhcp"]; h == nil || h.Mode != 0o755 {
 		t.Errorf("no executable usr/bin/dyad-dhcp: %+v", h)
+	}
+	if h := files["usr/libexec/dyad/engine-exec"]; h == nil || h.Mode != 0o6755 {
+		t.Errorf("no set-user-ID and set-group-ID usr/libexec/dyad/engine-exec: %+v", h)
+	}
+	if h := files["sbin/dhcpcd"]; h == nil || h.Typeflag != tar.TypeSymlink || h.Linkname != "/usr/bin/dyad-dhcp" {
+		t.Errorf("no /sbin/dhcpcd linked to dyad-dhcp: %+v", h)
 	}
 	if !strings.Contains(contents["etc/passwd"], "dyad-dhcp:x:2101:2101:") || !strings.Contains(contents["etc/group"], "dyad-dhcp:x:2101:") {
 		t.Errorf("/etc names no engine user:\n%s%s", contents["etc/passwd"], contents["etc/group"])

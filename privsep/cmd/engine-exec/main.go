@@ -16,10 +16,11 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -27,14 +28,14 @@ import (
 
 func main() {
 	if err := run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "engine-exec:", err)
+		os.Stderr.WriteString("engine-exec: " + err.Error() + "\n")
 		os.Exit(126)
 	}
 }
 
 func run(args []string) error {
 	if len(args) < 3 || (args[1] == "exec" && len(args) < 4) {
-		return fmt.Errorf("usage: engine-exec exec PATH ARGV0 [ARG...] | engine-exec kill SIGNAL")
+		return errors.New("usage: engine-exec exec PATH ARGV0 [ARG...] | engine-exec kill SIGNAL")
 	}
 	// Credentials are per thread in the kernel: change them on this
 	// thread only, and exec or signal from it.
@@ -47,18 +48,18 @@ func run(args []string) error {
 		if err := checkProgram(args[2]); err != nil {
 			return err
 		}
-		return fmt.Errorf("exec %s: %w", args[2], syscall.Exec(args[2], args[3:], os.Environ()))
+		return fail("exec ", args[2], ": ", syscall.Exec(args[2], args[3:], os.Environ()).Error())
 	case "kill":
 		sig, err := strconv.Atoi(args[2])
 		if err != nil || sig <= 0 || sig > 64 || len(args) != 3 {
-			return fmt.Errorf("kill: %q is not a signal number", args[2])
+			return fail("kill: ", strconv.Quote(args[2]), " is not a signal number")
 		}
 		if _, _, e := unix.RawSyscall6(unix.SYS_PIDFD_SEND_SIGNAL, 3, uintptr(sig), 0, 0, 0, 0); e != 0 {
-			return fmt.Errorf("kill: signal %d to the pidfd on descriptor 3: %w", sig, e)
+			return fail("kill: signal ", args[2], " to the pidfd on descriptor 3: ", e.Error())
 		}
 		return nil
 	}
-	return fmt.Errorf("%q: want exec or kill", args[1])
+	return fail(strconv.Quote(args[1]), ": want exec or kill")
 }
 
 // becomeEngine turns the calling thread wholly into the user and group
@@ -66,47 +67,55 @@ func run(args []string) error {
 func becomeEngine() error {
 	uid, gid := unix.Geteuid(), unix.Getegid()
 	if uid == 0 || gid == 0 {
-		return fmt.Errorf("effective user %d, group %d: this file must be set-user-ID and set-group-ID to a user and group other than root", uid, gid)
+		return fail("effective user ", itoa(uid), ", group ", itoa(gid), ": this file must be set-user-ID and set-group-ID to a user and group other than root")
 	}
 	// Group first: once the user is not root, only the IDs already held
 	// may be set, and the effective group is one of them either way.
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
-		return fmt.Errorf("setresgid %d: %w", gid, e)
+		return fail("setresgid ", itoa(gid), ": ", e.Error())
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
-		return fmt.Errorf("setresuid %d: %w", uid, e)
+		return fail("setresuid ", itoa(uid), ": ", e.Error())
 	}
 	if r, e, s := unix.Getresuid(); r != uid || e != uid || s != uid {
-		return fmt.Errorf("user IDs %d %d %d, want %d", r, e, s, uid)
+		return fail("user IDs ", itoa(r), " ", itoa(e), " ", itoa(s), ", want ", itoa(uid))
 	}
 	if r, e, s := unix.Getresgid(); r != gid || e != gid || s != gid {
-		return fmt.Errorf("group IDs %d %d %d, want %d", r, e, s, gid)
+		return fail("group IDs ", itoa(r), " ", itoa(e), " ", itoa(s), ", want ", itoa(gid))
 	}
 	// Dropping supplementary groups needs CAP_SETGID, which the caller
 	// lacks by design: a caller that has some must not have them.
-	if groups, err := unix.Getgroups(); err != nil || len(groups) != 0 {
-		return fmt.Errorf("supplementary groups %v (%v): start the container without any", groups, err)
+	groups, err := unix.Getgroups()
+	if err != nil {
+		return fail("getgroups: ", err.Error())
+	}
+	if len(groups) != 0 {
+		list := make([]string, len(groups))
+		for i, g := range groups {
+			list[i] = itoa(g)
+		}
+		return fail("supplementary groups [", strings.Join(list, " "), "]: start the container without any")
 	}
 	// The inheritable set is the caller's to keep: empty it, then check
 	// that the kernel emptied the others.
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capset: %w", err)
+		return fail("capset: ", err.Error())
 	}
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
+		return fail("capget: ", err.Error())
 	}
 	for _, d := range data {
 		if d.Permitted|d.Effective|d.Inheritable != 0 {
-			return fmt.Errorf("capabilities left: %+v", data)
+			return errors.New("capabilities are left after the change of user")
 		}
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
-		return fmt.Errorf("clear the ambient set: %w", err)
+		return fail("clear the ambient set: ", err.Error())
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("set no_new_privs: %w", err)
+		return fail("set no_new_privs: ", err.Error())
 	}
 	return nil
 }
@@ -116,17 +125,23 @@ func becomeEngine() error {
 func checkProgram(path string) error {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fail(path, ": ", err.Error())
 	}
 	switch {
 	case path == "" || path[0] != '/':
-		return fmt.Errorf("%s: not an absolute path", path)
+		return fail(path, ": not an absolute path")
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return fmt.Errorf("%s: not a regular file", path)
+		return fail(path, ": not a regular file")
 	case st.Uid != 0 || st.Mode&0o022 != 0:
-		return fmt.Errorf("%s: owned by %d with mode %#o: only root may be able to write it", path, st.Uid, st.Mode&0o7777)
+		return fail(path, ": owned by ", itoa(int(st.Uid)), " with mode ", strconv.FormatUint(uint64(st.Mode&0o7777), 8), ": only root may be able to write it")
 	case st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0:
-		return fmt.Errorf("%s: set-user-ID or set-group-ID", path)
+		return fail(path, ": set-user-ID or set-group-ID")
 	}
 	return nil
 }
+
+// fail makes an error of its parts. The program does without fmt, which
+// would double its size in every image.
+func fail(parts ...string) error { return errors.New(strings.Join(parts, "")) }
+
+func itoa(n int) string { return strconv.Itoa(n) }
