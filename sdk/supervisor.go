@@ -245,7 +245,9 @@ func (s *Supervisor) watch(engine *sandbox.Process, session uint64, ev events) (
 				continue
 			}
 			s.Log.Error("the actuator reports a hostile engine: killing it")
-			s.kill(engine)
+			if err := s.kill(engine); err != nil {
+				return 0, s.stop(nil, actuator, 1), true
+			}
 			return -1, 0, false
 		case <-ev.reportsLost:
 			s.Log.Error("the control channel failed: stopping")
@@ -286,6 +288,9 @@ func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, uint64, error)
 		NoNewPrivs: true,
 	}
 	if s.EngineLauncher != "" {
+		if err := s.checkLauncher(); err != nil {
+			return nil, 0, err
+		}
 		// engine-exec takes the engine's user from its set-ID bits,
 		// which no_new_privs would void: it sets no_new_privs itself
 		// before it execs this binary as the engine.
@@ -317,25 +322,42 @@ func (s *Supervisor) checkLauncher() error {
 	case st.Mode&0o022 != 0:
 		return fmt.Errorf("engine launcher %s may be written by others (mode %#o)", s.EngineLauncher, st.Mode&0o7777)
 	}
+	// Its owner, the engine's user, could otherwise rewrite what root
+	// runs next: it must sit on a read-only file system (the images'
+	// root is), which honours its set-ID bits.
+	var fs unix.Statfs_t
+	if err := unix.Statfs(s.EngineLauncher, &fs); err != nil {
+		return fmt.Errorf("engine launcher: %w", err)
+	}
+	switch {
+	case fs.Flags&unix.ST_RDONLY == 0:
+		return fmt.Errorf("engine launcher %s is on a writable file system, where its owner could change it (keep the image's root read-only)", s.EngineLauncher)
+	case fs.Flags&unix.ST_NOSUID != 0:
+		return fmt.Errorf("engine launcher %s is on a nosuid file system, where it cannot change users", s.EngineLauncher)
+	}
 	return nil
 }
 
 // signalEngine signals the engine: directly, or through engine-exec, as
 // the engine's own user, when the supervisor may not signal another user.
-func (s *Supervisor) signalEngine(p *sandbox.Process, sig syscall.Signal) {
-	if s.EngineLauncher == "" {
-		p.Signal(sig)
-		return
-	}
+func (s *Supervisor) signalEngine(p *sandbox.Process, sig syscall.Signal) error {
 	select {
 	case <-p.Done():
-		return
+		return nil
 	default:
+	}
+	if s.EngineLauncher == "" {
+		if err := p.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return err
+		}
+		return nil
+	}
+	if err := s.checkLauncher(); err != nil {
+		return err
 	}
 	pidfd, err := p.PidFD()
 	if err != nil {
-		s.Log.Error("cannot signal the engine", "err", err.Error())
-		return
+		return err
 	}
 	defer pidfd.Close()
 	k, err := sandbox.Start(sandbox.Child{
@@ -346,25 +368,38 @@ func (s *Supervisor) signalEngine(p *sandbox.Process, sig syscall.Signal) {
 		LeaveBounding: true,
 	})
 	if err != nil {
-		s.Log.Error("cannot signal the engine", "err", err.Error())
-		return
+		return err
 	}
 	if st, _ := k.Wait(); st == nil || !st.Success() {
-		s.Log.Error("engine-exec could not signal the engine", "signal", sig.String(), "status", fmt.Sprint(st))
+		return fmt.Errorf("engine-exec could not send %v to the engine: %v", sig, st)
 	}
+	return nil
 }
 
-// kill ends the engine at once and waits for it.
-func (s *Supervisor) kill(p *sandbox.Process) {
-	s.signalEngine(p, syscall.SIGKILL)
-	p.Wait()
+// kill ends the engine at once and waits for it, for a grace period: an
+// error means it may still run, and the daemon must stop (the actuator
+// goes with it, and the engine, cut off, exits).
+func (s *Supervisor) kill(p *sandbox.Process) error {
+	if err := s.signalEngine(p, syscall.SIGKILL); err != nil {
+		s.Log.Error("cannot kill the engine", "err", err.Error())
+		return err
+	}
+	select {
+	case <-p.Done():
+		return nil
+	case <-time.After(stopGrace):
+		s.Log.Error("the engine outlived SIGKILL")
+		return errors.New("the engine outlived SIGKILL")
+	}
 }
 
 // stop ends the engine (if still running) with SIGTERM, so it can release
 // its leases, then the actuator, each within a grace period.
 func (s *Supervisor) stop(engine, actuator *sandbox.Process, code int) int {
 	if engine != nil {
-		s.signalEngine(engine, syscall.SIGTERM)
+		if err := s.signalEngine(engine, syscall.SIGTERM); err != nil {
+			s.Log.Error("cannot stop the engine", "err", err.Error())
+		}
 		select {
 		case <-engine.Done():
 		case <-time.After(stopGrace):

@@ -72,7 +72,7 @@ func auditOf(cfg *Config) *audit.Audit {
 	}
 	if cfg.EngineLauncher != "" {
 		a.Supervisor.NoNewPrivs = false
-		a.Supervisor.Seccomp = "none: a filter needs no_new_privs, under which the kernel would ignore engine-exec's set-user-ID bit"
+		a.Supervisor.Seccomp = "none: a filter needs no_new_privs, under which the kernel would ignore engine-exec's set-user-ID bit; so, root without no_new_privs, an exec would give it back the container's bounding set, and it execs only engine-exec"
 		a.Supervisor.Role += "; starts and signals the engine through " + cfg.EngineLauncher + ", set-user-ID to the engine's user"
 		a.Engine.Role += "; started by engine-exec, which sets its user and no_new_privs"
 	}

@@ -474,11 +474,14 @@ func parseDhcpcd(args []string) (*Config, error) {
 	}
 	c.Deconfigure = !p.persistent
 	c.Request = slices.Clone(baseRequest)
-	for _, o := range p.request {
+	// As dhcpcd: what is required is asked for too, and what is ignored
+	// is neither asked for nor required.
+	for _, o := range slices.Concat(p.request, p.require) {
 		c.Request = appendNew(c.Request, o)
 	}
-	c.Request = slices.DeleteFunc(c.Request, func(o uint8) bool { return slices.Contains(p.ignore, o) })
-	c.Ignore, c.Require = p.ignore, p.require
+	ignored := func(o uint8) bool { return slices.Contains(p.ignore, o) }
+	c.Request = slices.DeleteFunc(c.Request, ignored)
+	c.Ignore, c.Require = p.ignore, slices.DeleteFunc(p.require, ignored)
 	if err := c.finish(); err != nil {
 		return nil, fmt.Errorf("%w (%s)", err, file)
 	}

@@ -136,6 +136,13 @@ func TestDhcpcdDialect(t *testing.T) {
 			warn: []string{":1: option time_servers: dyad-dhcp makes no use of it"},
 		},
 		{
+			name: "a required option is asked for, an ignored one neither asked for nor required",
+			conf: "require ntp_servers, domain_name\nnooption domain_name\n",
+			check: func(c *Config) bool {
+				return slices.Contains(c.Request, 42) && !slices.Contains(c.Request, 15) && slices.Equal(c.Require, []uint8{42})
+			},
+		},
+		{
 			name:  "clientid of hexadecimal bytes",
 			conf:  "clientid 01:52:54:00:aa:bb:cc\n",
 			check: func(c *Config) bool { return c.ClientID == "raw:01525400aabbcc" },

@@ -123,6 +123,13 @@ func runEngine(args []string) int {
 		return sdk.ExitGaveUp
 	}
 	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, *debug)
+	// Another process of the engine's user (engine-exec, or anything else
+	// that user runs) must not ptrace this one or take its descriptors
+	// with pidfd_getfd: those are the packet sockets and the pipe.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		log.Error("cannot make the engine non-dumpable", "err", err.Error())
+		return sdk.ExitGaveUp
+	}
 	_ = time.Now().Local() // load the zone before landlock hides it
 
 	for _, fd := range []int{efdPipe, efdStatus} {

@@ -196,7 +196,7 @@ func TestServiceHoldsOnlyWhatTheLabelGrants(t *testing.T) {
 	if err := svc.wait(30 * time.Second); err != nil {
 		t.Fatalf("the service did not stop cleanly: %v\n%s", err, svc.out.Bytes())
 	}
-	if out := string(svc.out.Bytes()); strings.Contains(out, "could not signal") || !strings.Contains(out, "proc=engine signal=terminated") {
+	if out := string(svc.out.Bytes()); strings.Contains(out, "could not signal") || strings.Contains(out, "cannot signal") || !strings.Contains(out, "proc=engine signal=terminated") {
 		t.Errorf("the engine (pid %d) was not stopped by its SIGTERM:\n%s", again, out)
 	}
 	if len(n.Addrs(t, n.Client, "eth0")) != 1 {

@@ -65,6 +65,12 @@ func run(args []string) error {
 // becomeEngine turns the calling thread wholly into the user and group
 // whose set-user-ID and set-group-ID bits it runs under.
 func becomeEngine() error {
+	// Only root may use it: to root it gives nothing, and to anyone
+	// else it would give the engine's user, and so a way to signal the
+	// engine.
+	if unix.Getuid() != 0 || unix.Getgid() != 0 {
+		return fail("run by user ", itoa(unix.Getuid()), ", group ", itoa(unix.Getgid()), ": only root may run this")
+	}
 	uid, gid := unix.Geteuid(), unix.Getegid()
 	if uid == 0 || gid == 0 {
 		return fail("effective user ", itoa(uid), ", group ", itoa(gid), ": this file must be set-user-ID and set-group-ID to a user and group other than root")
@@ -96,8 +102,9 @@ func becomeEngine() error {
 		}
 		return fail("supplementary groups [", strings.Join(list, " "), "]: start the container without any")
 	}
-	// The inheritable set is the caller's to keep: empty it, then check
-	// that the kernel emptied the others.
+	// Empty every set (the kernel has emptied the permitted and
+	// effective sets with the last root ID; the inheritable set is the
+	// caller's), then read them back.
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
@@ -117,19 +124,31 @@ func becomeEngine() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fail("set no_new_privs: ", err.Error())
 	}
+	// The set-ID exec cleared the parent-death signal the supervisor
+	// asked for: ask again, and make sure the parent did not die in
+	// between. (One that died earlier leaves the engine a closed pipe to
+	// the actuator, on which it exits.)
+	parent := unix.Getppid()
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fail("set the parent-death signal: ", err.Error())
+	}
+	if unix.Getppid() != parent {
+		return errors.New("the supervisor is gone")
+	}
 	return nil
 }
 
 // checkProgram refuses to run a program anyone but root could have
 // written, or one that would change its user again.
 func checkProgram(path string) error {
+	if path == "" || path[0] != '/' {
+		return fail(path, ": not an absolute path")
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		return fail(path, ": ", err.Error())
 	}
 	switch {
-	case path == "" || path[0] != '/':
-		return fail(path, ": not an absolute path")
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
 		return fail(path, ": not a regular file")
 	case st.Uid != 0 || st.Mode&0o022 != 0:

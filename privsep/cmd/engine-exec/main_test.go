@@ -112,17 +112,31 @@ func TestRefuses(t *testing.T) {
 		{"supplementary groups", []uint32{0, 4}, []string{launcher, "exec", "/bin/true", "true"}, "supplementary groups [0 4]"},
 		{"a program others may write", []uint32{}, []string{launcher, "exec", writable, "w"}, "only root may be able to write it"},
 		{"a set-user-ID program", []uint32{}, []string{launcher, "exec", setid, "s"}, "set-user-ID or set-group-ID"},
-		{"a relative path", []uint32{}, []string{launcher, "exec", "bin/true", "true"}, "no such file"},
+		{"a relative path", []uint32{}, []string{launcher, "exec", "bin/true", "true"}, "not an absolute path"},
 		{"no such command", []uint32{}, []string{launcher, "frob", "x"}, `"frob": want exec or kill`},
 		{"a signal that is no number", []uint32{}, []string{launcher, "kill", "KILL"}, "not a signal number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := asRoot(tc.groups, tc.args[0], tc.args[1:]...).CombinedOutput()
+			cmd := asRoot(tc.groups, tc.args[0], tc.args[1:]...)
+			cmd.Dir = "/" // where bin/true exists
+			out, err := cmd.CombinedOutput()
 			if err == nil || !strings.Contains(string(out), tc.want) {
 				t.Fatalf("err %v, output %q; want a failure saying %q", err, out, tc.want)
 			}
 		})
+	}
+}
+
+// TestOnlyRoot: run by anyone but root, it refuses, since it would give
+// that user the engine's.
+func TestOnlyRoot(t *testing.T) {
+	launcher, _ := setup(t)
+	cmd := exec.Command(launcher, "exec", "/bin/true", "true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "only root may run this") {
+		t.Fatalf("err %v, output %q; want a refusal", err, out)
 	}
 }
 
