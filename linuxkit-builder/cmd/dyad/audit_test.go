@@ -100,21 +100,28 @@ func TestAuditOtherImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Put("example/dhcpcd:1", plain); err != nil {
-		t.Fatal(err)
+	// Named by digest, as examples and tests name images.
+	byDigest := func(ref string, img v1.Image) string {
+		if _, err := c.Put(ref, img); err != nil {
+			t.Fatal(err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref + "@" + d.String()
 	}
-	if _, err := c.Put("example/nolabel:1", empty.Image); err != nil {
-		t.Fatal(err)
-	}
+	dhcpcd := byDigest("example/dhcpcd:1", plain)
+	nolabel := byDigest("example/nolabel:1", empty.Image)
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"audit", "example/dhcpcd:1"}, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), []string{"audit", dhcpcd}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
 	if out := stdout.String(); !strings.Contains(out, "CAP_NET_ADMIN CAP_SYS_ADMIN (2)") || !strings.Contains(out, "no dyad audit") {
 		t.Errorf("audit of a label without dyad's audit:\n%s", out)
 	}
 	stderr.Reset()
-	if code := run(context.Background(), []string{"audit", "example/nolabel:1"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no org.mobyproject.config label") {
+	if code := run(context.Background(), []string{"audit", nolabel}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "no org.mobyproject.config label") {
 		t.Errorf("audit of an image without a label: exit %d, %s", code, stderr.String())
 	}
 }

@@ -96,7 +96,8 @@ func TestPkgBuildReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, _, err := c.Image("dyad/dhcp:repro")
+	// By digest, as examples and tests name images.
+	img, _, err := c.Image(second)
 	if err != nil {
 		t.Fatal(err)
 	}
