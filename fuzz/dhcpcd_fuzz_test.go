@@ -29,7 +29,15 @@ func FuzzDhcpcdDialect(f *testing.F) {
 		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		argv := append([]string{dhcp.DhcpcdMode, "-f", file}, strings.Fields(args)...)
+		// The file is the fuzzer's: a -f (alone or grouped, as -Bf) or
+		// --config of its own would read the host's.
+		fields := strings.Fields(args)
+		for _, a := range fields {
+			if strings.Contains(a, "config") || !strings.HasPrefix(a, "--") && strings.HasPrefix(a, "-") && strings.Contains(a, "f") {
+				return
+			}
+		}
+		argv := append([]string{dhcp.DhcpcdMode, "-f", file}, fields...)
 		c, err := dhcp.ParseArgs(argv, nil)
 		if err != nil {
 			return

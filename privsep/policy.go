@@ -35,7 +35,8 @@ type Policy struct {
 	// MaxSearch bounds the search list.
 	MaxSearch int
 	// MaxLifetime bounds an address's lifetimes, so that the kernel drops
-	// the address by itself if the daemon is gone.
+	// the address by itself if the daemon is gone; only an infinite lease
+	// gets an infinite lifetime.
 	MaxLifetime uint32
 	// MaxLeases bounds the leases saved at once.
 	MaxLeases int
@@ -550,7 +551,7 @@ func (p Policy) Describe(k Kind) (does, checks string) {
 	case OpLinkMTU:
 		return "set a link's MTU", fmt.Sprintf("%s; MTU %d to %d", owned, p.MTUMin, p.MTUMax)
 	case OpAddrReplace:
-		return "add or replace the IPv4 address of a link", fmt.Sprintf("%s; one address per link; prefix /%d to /%d, unicast; lifetimes at most %d s, so the kernel drops the address if the daemon is gone", owned, p.PrefixMin, p.PrefixMax, p.MaxLifetime)
+		return "add or replace the IPv4 address of a link", fmt.Sprintf("%s; one address per link; prefix /%d to /%d, unicast; lifetimes at most %d s (or infinite, for an infinite lease), so the kernel drops the address if the daemon is gone", owned, p.PrefixMin, p.PrefixMax, p.MaxLifetime)
 	case OpAddrRemove:
 		return "remove an address", "only the address this actuator added"
 	case OpRouteReplace:
@@ -564,7 +565,7 @@ func (p Policy) Describe(k Kind) (does, checks string) {
 	case OpHostname:
 		return "set the host name", "a valid DNS name"
 	case OpLeaseSave:
-		return "save a lease in the state directory", fmt.Sprintf("%s; at most %d leases; the file name comes from the link, not the engine", owned, p.MaxLeases)
+		return "save a lease in the state directory", fmt.Sprintf("%s; at most %d leases; the file is named after the link, which must be owned; no path comes from the engine", owned, p.MaxLeases)
 	case OpLeaseDrop:
 		return "delete a saved lease", owned
 	}

@@ -34,8 +34,12 @@ type actuator struct {
 
 	// mu serialises host changes with shutdown, so a signal never cuts an
 	// operation in half.
-	mu   sync.Mutex
-	conn *privsep.Conn // the current engine session, for link events
+	mu sync.Mutex
+	// linkMu orders link events after the snapshot a new engine gets. It
+	// is not mu: a send to an engine that does not read may block, and
+	// must hold up neither host changes nor shutdown.
+	linkMu sync.Mutex
+	conn   *privsep.Conn // the current engine session, for link events
 }
 
 func actuate(args []string) int {
@@ -118,8 +122,10 @@ func actuate(args []string) int {
 			return 1
 		}
 		err = server.ServeSession(ctx, conn)
-		a.setConn(nil)
+		// Closed first: that ends a link event blocked on an engine that
+		// does not read, which holds the lock setConn takes.
 		conn.Close()
+		a.setConn(nil)
 		switch {
 		case errors.Is(err, privsep.ErrHostile):
 			log.Error("ending the engine's session", "err", err.Error())
@@ -136,9 +142,9 @@ func actuate(args []string) int {
 }
 
 func (a *actuator) setConn(c *privsep.Conn) {
-	a.mu.Lock()
+	a.linkMu.Lock()
 	a.conn = c
-	a.mu.Unlock()
+	a.linkMu.Unlock()
 }
 
 // adoptSaved enters in the ledger the leases saved before a restart, so
@@ -153,7 +159,10 @@ func (a *actuator) adoptSaved() {
 			continue // the link is gone
 		}
 		for _, ai := range addrs {
-			if ai.Prefix == l.Address {
+			// Only an address that expires, as every one this actuator
+			// installs does: a saved lease naming the operator's
+			// permanent address must not make it this daemon's.
+			if ai.Prefix == l.Address && ai.ValidLifetime != backend.Forever {
 				a.guard.Record(&privsep.AddrReplace{Interface: l.Interface, Address: l.Address})
 				a.log.Info("adopted the address of a saved lease", "interface", l.Interface, "address", l.Address)
 			}
@@ -177,10 +186,12 @@ func (a *actuator) welcome() (*privsep.Welcome, error) {
 // is sent under the lock that the watch also takes, so a change the watch
 // reports later always arrives after it.
 func (a *actuator) started(conn *privsep.Conn) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.linkMu.Lock()
+	defer a.linkMu.Unlock()
 	a.conn = conn
+	a.mu.Lock() // the netlink handle is Apply's too
 	links, err := a.nl.Links()
+	a.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("cannot list links: %w", err)
 	}
@@ -191,12 +202,12 @@ func (a *actuator) started(conn *privsep.Conn) error {
 }
 
 func (a *actuator) linkChanged(l privsep.LinkEvent) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.linkMu.Lock()
+	defer a.linkMu.Unlock()
 	a.sendLink(l)
 }
 
-// sendLink tells the current engine about an owned link; a.mu is held.
+// sendLink tells the current engine about an owned link; a.linkMu is held.
 func (a *actuator) sendLink(l privsep.LinkEvent) {
 	if a.conn == nil || !a.guard.OwnsInterface(l.Name) {
 		return

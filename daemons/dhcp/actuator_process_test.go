@@ -191,6 +191,38 @@ func TestSavedLeasesCountAgainstTheLimit(t *testing.T) {
 	}
 }
 
+// TestSavedLeaseDoesNotAdoptAPermanentAddress: a lease file naming the
+// operator's permanent address (a compromised engine could have saved
+// one) does not make that address the daemon's, so no engine can remove
+// it.
+func TestSavedLeaseDoesNotAdoptAPermanentAddress(t *testing.T) {
+	n := testnet.NewNet(t)
+	c := newClient(t, n)
+	if err := os.MkdirAll(c.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	static := netip.MustParsePrefix("10.78.0.2/24")
+	if out, err := n.Run(t, n.Client, "ip", "addr", "add", static.String(), "dev", n.ClientIf); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	l := privsep.Lease{
+		Interface: n.ClientIf, Address: static, Server: netip.MustParseAddr("10.78.0.1"),
+		LeaseTime: 3600, RenewTime: 1800, RebindTime: 3150, Acquired: time.Now().Unix(),
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.state, n.ClientIf+".lease"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startActuator(t, n, c, n.ClientIf)
+	a.ask(&privsep.AddrRemove{Interface: n.ClientIf, Address: static})
+	if addrs := n.Addrs(t, n.Client, n.ClientIf); len(addrs) != 1 || addrs[0] != static {
+		t.Errorf("the permanent address %s is gone: the link holds %v", static, addrs)
+	}
+}
+
 func writeRaw(c *privsep.Conn, b []byte) error {
 	raw, err := c.File().SyscallConn()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -554,10 +555,16 @@ const maxDhcpcdConf = 1 << 20
 
 // readFile applies the directives of a dhcpcd.conf.
 func (p *dhcpcdParser) readFile(path string, must bool) error {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) && !must {
 		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// Read no more than the bound: -f may name anything, /dev/zero too.
+	b, err := io.ReadAll(io.LimitReader(f, maxDhcpcdConf+1))
+	f.Close()
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

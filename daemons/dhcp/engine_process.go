@@ -354,7 +354,11 @@ func (e *engine) run() int {
 		case in := <-e.in:
 			now := time.Now()
 			if c := e.clients[in.ifindex]; c != nil {
-				e.learnHop(in)
+				// Only an answer to this client teaches where servers
+				// are: anything else on the link may be forged.
+				if c.foreign(in.msg) == "" {
+					e.learnHop(in)
+				}
 				c.HandleMessage(now, in.msg)
 			}
 		case <-timer.C:

@@ -117,7 +117,7 @@ func supervise(args []string) int {
 		s.Deadline = time.Now().Add(cfg.Timeout)
 	}
 	code := s.Run()
-	if code == sdk.ExitTimeout || code != 0 && cfg.OneShot && time.Now().After(s.Deadline) {
+	if code == sdk.ExitTimeout || code != 0 && cfg.OneShot && !s.Deadline.IsZero() && time.Now().After(s.Deadline) {
 		fmt.Fprintf(os.Stderr, "dyad-dhcp: no lease within %s\n", cfg.Timeout)
 	}
 	return code

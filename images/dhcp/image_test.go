@@ -327,7 +327,9 @@ func (c *container) bindFile(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mount(t, abs, filepath.Join(c.root, dst), "", unix.MS_BIND|unix.MS_RDONLY)
+	// A new bind ignores MS_RDONLY: read-only takes a remount.
+	mount(t, abs, filepath.Join(c.root, dst), "", unix.MS_BIND)
+	mount(t, "", filepath.Join(c.root, dst), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY)
 }
 
 func mount(t *testing.T, src, dst, fstype string, flags uintptr) {

@@ -278,6 +278,8 @@ func tarManifest(t *testing.T, file string) []struct {
 // TestPushPull pushes a cached image to an in-process registry on
 // loopback and pulls it into another cache.
 func TestPushPull(t *testing.T) {
+	// The default keychain reads Docker's configuration: not the host's.
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
