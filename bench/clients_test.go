@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -143,20 +144,13 @@ func dhcpClients(t *testing.T, base, dyad, ifname string) []*dhcpClient {
 	udHook := script(ud, udhcpcScript)
 
 	busybox, dhcpcd, dhclient := lookPath("busybox"), lookPath("dhcpcd"), lookPath("dhclient")
-	cat := func(parts ...[]string) []string {
-		var out []string
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
-	}
 	return []*dhcpClient{
 		{
 			name:         "dyad-dhcp",
 			oneShotShown: "dyad-dhcp -1",
 			daemonShown:  "dyad-dhcp",
-			oneShot:      cat([]string{dyad, "-1", "-t", "10"}, dyArgs, []string{ifname}),
-			daemon:       cat([]string{dyad}, dyArgs, []string{ifname}),
+			oneShot:      slices.Concat([]string{dyad, "-1", "-t", "10"}, dyArgs, []string{ifname}),
+			daemon:       slices.Concat([]string{dyad}, dyArgs, []string{ifname}),
 			exits:        true,
 			// The saved lease, else the next run starts in INIT-REBOOT;
 			// the run directory only holds the status socket.
@@ -166,8 +160,8 @@ func dhcpClients(t *testing.T, base, dyad, ifname string) []*dhcpClient {
 			name:         "dhcpcd",
 			oneShotShown: "dhcpcd -1 -4 --noarp --nodelay",
 			daemonShown:  "dhcpcd -B -4 --noarp --nodelay",
-			oneShot:      cat([]string{dhcpcd, "-1", "-4", "--noarp", "--nodelay", "-t", "10"}, dcArgs, []string{ifname}),
-			daemon:       cat([]string{dhcpcd, "-B", "-4", "--noarp", "--nodelay"}, dcArgs, []string{ifname}),
+			oneShot:      slices.Concat([]string{dhcpcd, "-1", "-4", "--noarp", "--nodelay", "-t", "10"}, dcArgs, []string{ifname}),
+			daemon:       slices.Concat([]string{dhcpcd, "-B", "-4", "--noarp", "--nodelay"}, dcArgs, []string{ifname}),
 			exits:        true,
 			// The leases go; the DUID and secret stay, as on a host
 			// that reboots, so the client identifier does not change
@@ -183,8 +177,8 @@ func dhcpClients(t *testing.T, base, dyad, ifname string) []*dhcpClient {
 			daemonShown:  "dhclient -d",
 			// -d keeps it in the foreground once bound, rather than
 			// forking to the background: it is stopped by its PID.
-			oneShot: cat([]string{dhclient, "-1", "-d"}, dhArgs, []string{ifname}),
-			daemon:  cat([]string{dhclient, "-d"}, dhArgs, []string{ifname}),
+			oneShot: slices.Concat([]string{dhclient, "-1", "-d"}, dhArgs, []string{ifname}),
+			daemon:  slices.Concat([]string{dhclient, "-d"}, dhArgs, []string{ifname}),
 			exits:   false,
 			reset:   func() error { return removeAll(dhLease, dhPid) },
 		},

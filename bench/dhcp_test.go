@@ -16,7 +16,7 @@ import (
 )
 
 // TestMain runs the benchmarks in private PID, mount and UTS namespaces:
-// nothing of the host is written.
+// nothing of the host is written but the report, bench/RESULTS.md.
 func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
 
 const (

@@ -231,6 +231,15 @@ func (l *lab) waitAddr(r *running) (netip.Prefix, time.Time, error) {
 	timer := time.NewTimer(addrTimeout)
 	defer timer.Stop()
 	index := l.link.Attrs().Index
+	// addrOf is the new IPv4 address an update reports on the link.
+	addrOf := func(u netlink.AddrUpdate) (netip.Prefix, bool) {
+		if !u.NewAddr || u.LinkIndex != index || u.LinkAddress.IP.To4() == nil {
+			return netip.Prefix{}, false
+		}
+		a, _ := netip.AddrFromSlice(u.LinkAddress.IP.To4())
+		bits, _ := u.LinkAddress.Mask.Size()
+		return netip.PrefixFrom(a, bits), true
+	}
 	for {
 		select {
 		case u, ok := <-l.updates:
@@ -238,21 +247,15 @@ func (l *lab) waitAddr(r *running) (netip.Prefix, time.Time, error) {
 			if !ok {
 				return netip.Prefix{}, now, errors.New("the address subscription closed")
 			}
-			if !u.NewAddr || u.LinkIndex != index || u.LinkAddress.IP.To4() == nil {
-				continue
+			if p, ok := addrOf(u); ok {
+				return p, now, nil
 			}
-			a, _ := netip.AddrFromSlice(u.LinkAddress.IP.To4())
-			bits, _ := u.LinkAddress.Mask.Size()
-			return netip.PrefixFrom(a, bits), now, nil
 		case <-r.done:
 			// One last look: the address may have come just before.
 			select {
 			case u, ok := <-l.updates:
-				if ok && u.NewAddr && u.LinkIndex == index && u.LinkAddress.IP.To4() != nil {
-					now := time.Now()
-					a, _ := netip.AddrFromSlice(u.LinkAddress.IP.To4())
-					bits, _ := u.LinkAddress.Mask.Size()
-					return netip.PrefixFrom(a, bits), now, nil
+				if p, isNew := addrOf(u); ok && isNew {
+					return p, time.Now(), nil
 				}
 			default:
 			}
@@ -431,7 +434,7 @@ func treeMemory(root int) (memSample, error) {
 		m.procs++
 		m.rss += rss
 		m.pss += pss
-		if seccompFilter(pid) {
+		if testnet.ProcStatus(pid)["Seccomp"] == "2" { // a seccomp filter
 			m.seccomp++
 		}
 	}
@@ -464,21 +467,6 @@ func smapsRollup(pid int) (rss, pss int, err error) {
 		return 0, 0, fmt.Errorf("/proc/%d/smaps_rollup: no Rss or Pss (%v)", pid, sc.Err())
 	}
 	return rss, pss, nil
-}
-
-// seccompFilter reports whether /proc/PID/status says the process runs
-// under a seccomp filter.
-func seccompFilter(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return false
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Seccomp:"); ok {
-			return strings.TrimSpace(v) == "2"
-		}
-	}
-	return false
 }
 
 // killStrays kills what a client left behind, and reaps it. This process is

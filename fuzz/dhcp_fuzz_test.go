@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -74,17 +75,16 @@ func FuzzClientExchange(f *testing.F) {
 		c := dhcp.NewClient(dhcp.ClientConfig{Interface: "eth0", HardwareAddr: fuzzMAC, RapidCommit: seed&1 == 1},
 			slog.New(slog.NewTextHandler(io.Discard, nil)), rand.New(rand.NewPCG(seed, 0)), nil)
 		c.LinkChanged(now, true)
-		xid := func() dhcpv4.TransactionID { return dhcpv4.TransactionID{} }
+		var xid dhcpv4.TransactionID // of the exchange in progress
 		check := func() {
 			for _, a := range c.TakeActions() {
 				switch a := a.(type) {
 				case dhcp.Send:
-					xidOf := a.Message.TransactionID
-					xid = func() dhcpv4.TransactionID { return xidOf }
+					xid = a.Message.TransactionID
 				case dhcp.Apply:
 					for _, op := range a.Ops {
 						err := guard.Check(op)
-						if err != nil && !errorsIsNotHeld(err) {
+						if err != nil && !errors.Is(err, privsep.ErrNotHeld) {
 							t.Fatalf("the engine asked for %s %+v, which the policy refuses: %v", op.Kind(), op, err)
 						}
 						guard.Record(op)
@@ -104,7 +104,7 @@ func FuzzClientExchange(f *testing.F) {
 			if err == nil {
 				// Answer the exchange in progress, so the fuzzer gets past
 				// the transaction ID check.
-				m.TransactionID = xid()
+				m.TransactionID = xid
 				c.HandleMessage(now, m)
 				check()
 			}

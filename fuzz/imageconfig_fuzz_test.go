@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/dyad-project/dyad/linuxkit-builder/imageconfig"
+	"github.com/dyad-project/dyad/linuxkit-builder/pkgbuild"
 	"github.com/dyad-project/dyad/sdk/audit"
 )
 
@@ -58,6 +59,32 @@ func FuzzParseAudit(f *testing.F) {
 		}
 		if !bytes.Equal(a.Marshal(), a2.Marshal()) {
 			t.Fatalf("the audit changes on a round trip:\n%s\n%s", a.Marshal(), a2.Marshal())
+		}
+	})
+}
+
+// FuzzParseBuildYML covers the reader of a package's build.yml, LinuxKit's
+// format, which may come with a package from anywhere. The invariant: no
+// panic; the config block of a build.yml that parses makes a label that
+// reads back.
+func FuzzParseBuildYML(f *testing.F) {
+	for _, seed := range []string{
+		"image: dhcp\norg: dyad\nbuildArgs:\n  - GO_PACKAGE=./x\n  - BINARY=/usr/bin/x\n  - ENGINE_USER=x:2101:2101\nconfig:\n  capabilities: [CAP_NET_ADMIN]\n  readonly: true\n  uid: 2101\n",
+		"image: dhcp\nbuildArgs: [GO_PACKAGE=./x, BINARY=/x, ENGINE_USER=x:1:1, LAUNCHER=./y:/z, AUDIT=audit -q]\nconfig:\n  binds.add: [/a:/b]\n  runtime: {mkdir: [/run/x]}\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := pkgbuild.Parse(b)
+		if err != nil {
+			return
+		}
+		label, err := p.Config.Label()
+		if err != nil {
+			t.Fatalf("a parsed config does not make a label: %v", err)
+		}
+		if _, err := imageconfig.ParseLabel(label); err != nil {
+			t.Fatalf("the label %s does not read back: %v", label, err)
 		}
 	})
 }

@@ -8,8 +8,6 @@ import (
 	"github.com/dyad-project/dyad/privsep"
 )
 
-func errorsIsNotHeld(err error) bool { return errors.Is(err, privsep.ErrNotHeld) }
-
 // FuzzPipeDecode covers the actuator's decoder of the typed pipe and its
 // policy checks: a compromised engine may send any datagram. The
 // invariant: no panic; a decoded message re-encodes; and whatever the

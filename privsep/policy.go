@@ -44,35 +44,42 @@ type Policy struct {
 	Now func() time.Time
 }
 
+// The common-sense bounds DESIGN.md gives for a DHCP client; an engine
+// that filters a server's offer first applies the same.
+const (
+	DefaultPrefixMin      = 8
+	DefaultPrefixMax      = 32
+	DefaultMTUMin         = 576
+	DefaultMTUMax         = 9216
+	DefaultMaxRoutes      = 64
+	DefaultMaxNameservers = 8
+	DefaultMaxSearch      = 8
+	DefaultMaxLifetime    = 366 * 24 * 3600
+	DefaultMaxLeases      = 16
+)
+
+// InfiniteLifetime is the lifetime of an infinite lease (RFC 2131), and
+// of an address that never expires.
+const InfiniteLifetime = 0xffffffff
+
 // WithDefaultBounds fills the common-sense bounds DESIGN.md gives for a DHCP
 // client, leaving Daemon, Ops and Interfaces to the grant.
 func (p Policy) WithDefaultBounds() Policy {
-	if p.PrefixMin == 0 {
-		p.PrefixMin = 8
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if p.PrefixMax == 0 {
-		p.PrefixMax = 32
-	}
-	if p.MTUMin == 0 {
-		p.MTUMin = 576
-	}
-	if p.MTUMax == 0 {
-		p.MTUMax = 9216
-	}
-	if p.MaxRoutes == 0 {
-		p.MaxRoutes = 64
-	}
-	if p.MaxNameservers == 0 {
-		p.MaxNameservers = 8
-	}
-	if p.MaxSearch == 0 {
-		p.MaxSearch = 8
-	}
+	def(&p.PrefixMin, DefaultPrefixMin)
+	def(&p.PrefixMax, DefaultPrefixMax)
+	def(&p.MTUMin, DefaultMTUMin)
+	def(&p.MTUMax, DefaultMTUMax)
+	def(&p.MaxRoutes, DefaultMaxRoutes)
+	def(&p.MaxNameservers, DefaultMaxNameservers)
+	def(&p.MaxSearch, DefaultMaxSearch)
+	def(&p.MaxLeases, DefaultMaxLeases)
 	if p.MaxLifetime == 0 {
-		p.MaxLifetime = 366 * 24 * 3600
-	}
-	if p.MaxLeases == 0 {
-		p.MaxLeases = 16
+		p.MaxLifetime = DefaultMaxLifetime
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -160,7 +167,7 @@ func (g *Guard) Check(m Message) error {
 		if m.ValidLifetime == 0 || m.PreferredLifetime > m.ValidLifetime {
 			return refuse("lifetimes valid %d preferred %d: valid must be non-zero and not below preferred", m.ValidLifetime, m.PreferredLifetime)
 		}
-		if m.ValidLifetime != forever && m.ValidLifetime > g.policy.MaxLifetime {
+		if m.ValidLifetime != InfiniteLifetime && m.ValidLifetime > g.policy.MaxLifetime {
 			return refuse("valid lifetime %d s is over the %d s allowed: an address must expire without the daemon", m.ValidLifetime, g.policy.MaxLifetime)
 		}
 	case *AddrRemove:
@@ -288,7 +295,7 @@ func CheckInterfaceName(name string) error {
 	return nil
 }
 
-// checkUnicast refuses what no DHCP server may hand out as a host address.
+// CheckUnicast refuses what no DHCP server may hand out as a host address.
 func CheckUnicast(a netip.Addr) error {
 	switch {
 	case !a.IsValid():
@@ -345,9 +352,6 @@ func CheckHostAddress(p netip.Prefix) error {
 	}
 	return nil
 }
-
-// forever is the lifetime of an infinite lease.
-const forever = 0xffffffff
 
 // broadcastOf returns the directed broadcast address of an IPv4 prefix.
 func broadcastOf(p netip.Prefix) netip.Addr {

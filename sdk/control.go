@@ -105,8 +105,8 @@ func (c *Control) ReceiveHostile() (session uint64, err error) {
 }
 
 // receive reads one message (at most 9 bytes; a longer one comes out
-// truncated to that, and is refused for its length) and the descriptors
-// that came with it.
+// as 10, one more than any message, and is refused for its length) and
+// the descriptors that came with it.
 func (c *Control) receive() ([]byte, []*os.File, error) {
 	buf := make([]byte, 10)
 	oob := make([]byte, unix.CmsgSpace(4))

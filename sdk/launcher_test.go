@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
 // by the engine's user, set-user-ID and set-group-ID, written by nobody
 // else, on a read-only file system that honours set-ID bits.
 func TestCheckLauncher(t *testing.T) {
-	testnet.RequireRoot(t)
+	testnet.RequireIsolated(t)
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755"); err != nil {
 		t.Fatal(err)

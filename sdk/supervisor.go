@@ -47,8 +47,11 @@ type Supervisor struct {
 	// EngineLauncher, when set, is the path of engine-exec, a file
 	// set-user-ID and set-group-ID to EngineUID and EngineGID: the engine
 	// is started and signalled through it, so that the supervisor needs
-	// neither CAP_SETUID, CAP_SETGID, CAP_SETPCAP nor CAP_KILL.
+	// neither CAP_SETUID, CAP_SETGID, CAP_SETPCAP nor CAP_KILL. It is
+	// checked before each use.
 	EngineLauncher string
+	// exe is this binary, which engine-exec runs as the engine.
+	exe string
 	// Deadline, when set, bounds the whole run (one-shot mode): past it
 	// the engine is stopped and the run fails.
 	Deadline time.Time
@@ -78,10 +81,14 @@ func (s *Supervisor) Run() int {
 		return 1
 	}
 	if s.EngineLauncher != "" {
-		if err := s.checkLauncher(); err != nil {
-			s.Log.Error(err.Error())
+		// engine-exec runs this binary by path: the one running now,
+		// resolved once, as the engine.
+		exe, err := os.Executable()
+		if err != nil {
+			s.Log.Error("cannot find this binary for engine-exec", "err", err.Error())
 			return 1
 		}
+		s.exe = exe
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -271,6 +278,11 @@ func (s *Supervisor) watch(engine *sandbox.Process, session uint64, ev events) (
 // startEngine opens a fresh pipe, hands one end to the actuator and starts
 // an engine on the other. It returns the engine and its session's number.
 func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, uint64, error) {
+	if s.EngineLauncher != "" {
+		if err := s.checkLauncher(); err != nil {
+			return nil, 0, err
+		}
+	}
 	act, eng, err := privsep.Pair()
 	if err != nil {
 		return nil, 0, err
@@ -291,18 +303,11 @@ func (s *Supervisor) startEngine(ctl *Control) (*sandbox.Process, uint64, error)
 		NoNewPrivs: true,
 	}
 	if s.EngineLauncher != "" {
-		if err := s.checkLauncher(); err != nil {
-			return nil, 0, err
-		}
 		// engine-exec takes the engine's user from its set-ID bits,
 		// which no_new_privs would void: it sets no_new_privs itself
 		// before it execs this binary as the engine.
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, 0, err
-		}
 		child.Path = s.EngineLauncher
-		child.Args = append([]string{"engine-exec", "exec", exe}, child.Args...)
+		child.Args = append([]string{"engine-exec", "exec", s.exe}, child.Args...)
 		child.UID, child.GID, child.NoNewPrivs, child.LeaveBounding = 0, 0, false, true
 	}
 	p, err := sandbox.Start(child)

@@ -49,12 +49,7 @@ func actuate(args []string) int {
 	}
 	ctl := sdk.NewControl(os.NewFile(3, "control"))
 
-	writable := []string{cfg.StateDir}
-	for _, p := range []string{cfg.ResolvConf, cfg.NTPConf} {
-		if p != "" {
-			writable = append(writable, filepath.Dir(p))
-		}
-	}
+	writable := actuatorWritable(cfg)
 	// Started with its grant as its bounding set, it holds nothing else
 	// already; started without CAP_SETPCAP (the images'), it holds the
 	// container's whole set and drops to its grant here.
@@ -139,6 +134,18 @@ func actuate(args []string) int {
 			log.Debug("engine session ended")
 		}
 	}
+}
+
+// actuatorWritable are the directories landlock lets the actuator write:
+// the state directory and those of the files it writes.
+func actuatorWritable(cfg *Config) []string {
+	writable := []string{cfg.StateDir}
+	for _, p := range []string{cfg.ResolvConf, cfg.NTPConf} {
+		if p != "" {
+			writable = append(writable, filepath.Dir(p))
+		}
+	}
+	return writable
 }
 
 func (a *actuator) setConn(c *privsep.Conn) {

@@ -26,7 +26,7 @@ import (
 func TestCompromisedEngineAgainstRealActuator(t *testing.T) {
 	n := testnet.NewNet(t)
 	c := newClient(t, n)
-	// The launcher makes the state directory; here the test stands in.
+	// The supervisor makes the state directory; here the test stands in.
 	if err := os.MkdirAll(c.state, 0o700); err != nil {
 		t.Fatal(err)
 	}

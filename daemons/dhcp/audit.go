@@ -3,7 +3,6 @@ package dhcp
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 
 	"github.com/dyad-project/dyad/privsep"
@@ -37,12 +36,6 @@ func printAudit(args []string, stdout, stderr io.Writer) int {
 }
 
 func auditOf(cfg *Config) *audit.Audit {
-	writable := []string{cfg.StateDir}
-	for _, p := range []string{cfg.ResolvConf, cfg.NTPConf} {
-		if p != "" {
-			writable = append(writable, filepath.Dir(p))
-		}
-	}
 	a := &audit.Audit{
 		Daemon: "dyad-dhcp",
 		Supervisor: audit.Process{
@@ -58,7 +51,7 @@ func auditOf(cfg *Config) *audit.Audit {
 			Capabilities: capNames(actuatorCaps(cfg)),
 			NoNewPrivs:   true,
 			Seccomp:      "the actuator's: netlink, unix and IPv4 sockets, atomic file replace",
-			Landlock:     fmt.Sprintf("writes only under %v", writable),
+			Landlock:     fmt.Sprintf("writes only under %v", actuatorWritable(cfg)),
 			Role:         "checks each request of the engine against the grant below, and carries out those that pass",
 		},
 		Engine: audit.Process{

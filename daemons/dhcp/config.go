@@ -302,7 +302,6 @@ type EngineConfig struct {
 	NTP         bool            `cbor:"9,keyasint"` // write the NTP list
 	SetHostname bool            `cbor:"10,keyasint"`
 	Leases      []privsep.Lease `cbor:"11,keyasint,omitempty"`
-	Debug       bool            `cbor:"12,keyasint"`
 	// Installed are the addresses the actuator holds on the host, by
 	// link: a restarted engine takes a saved lease for one of them as
 	// applied.
@@ -319,7 +318,7 @@ func (c *Config) engineConfig(saved []privsep.Lease) EngineConfig {
 		OneShot: c.OneShot, Timeout: int64(c.Timeout), ClientID: c.ClientID, Hostname: c.Hostname,
 		RapidCommit: c.RapidCommit, Release: c.Release, RouteMetric: c.RouteMetric,
 		Resolv: c.ResolvConf != "", NTP: c.NTPConf != "", SetHostname: c.ApplyHostname,
-		Leases: saved, Debug: c.Debug, Deconfigure: c.Deconfigure,
+		Leases: saved, Deconfigure: c.Deconfigure,
 		Request: c.Request, Ignore: c.Ignore, Require: c.Require,
 	}
 }

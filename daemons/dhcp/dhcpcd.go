@@ -431,14 +431,10 @@ var dhcpcdOptionCodes = map[string]uint8{
 	"ms_classless_static_routes": 249, "wpad_url": 252,
 }
 
-// usedOptions are the options the engine reads from a lease; the
-// others are requested for nothing, since there is no hook to pass
-// them to.
-var usedOptions = []uint8{
-	optSubnetMask, optRouter, optDNS, optHostname, optDomainName, optMTU, 28, optNTP,
-	optLeaseTime, optMessageType, optServerID, optRenewalTime, optRebindingTime,
-	optRapidCommit, optDomainSearch, optClasslessRoutes,
-}
+// usedOptions are the options the engine reads from a message: those it
+// asks for by default, and two it reads without asking. The others are
+// requested for nothing, since there is no hook to pass them to.
+var usedOptions = append(slices.Clone(defaultRequest), optMessageType, optRapidCommit)
 
 // baseRequest is what dyad-dhcp asks for in the dhcpcd dialect whatever
 // the file says, as dhcpcd always asks for what makes a lease.

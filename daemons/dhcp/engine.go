@@ -352,7 +352,7 @@ func (c *Client) HandleTimer(now time.Time) {
 		c.deadline = now.Add(min(c.backoff(), c.started.Add(rebootWait).Sub(now)))
 		c.attempt++
 	case StateLinkDown:
-		if c.lease != nil && !c.Expiry().IsZero() && !now.Before(c.Expiry()) {
+		if exp := c.Expiry(); !exp.IsZero() && !now.Before(exp) {
 			c.fail("lease on %s expired while the link was down", c.lease.Address)
 			c.unbind(true)
 			c.candidate = nil

@@ -1,7 +1,6 @@
 package dhcp_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -575,12 +574,7 @@ func daemonProcs(t *testing.T, supervisor int) map[string]int {
 	out := map[string]int{"supervisor": supervisor}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil || parentOf(pid) != supervisor {
-				continue
-			}
+		for _, pid := range testnet.Children(supervisor) {
 			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			argv0, _, _ := strings.Cut(string(cmd), "\x00")
 			if stage, ok := strings.CutPrefix(argv0, "dyad-dhcp: "); ok {
@@ -594,22 +588,6 @@ func daemonProcs(t *testing.T, supervisor int) map[string]int {
 	}
 	t.Fatalf("cannot find the actuator and the engine under %d: %v", supervisor, out)
 	return nil
-}
-
-func parentOf(pid int) int {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "PPid:"); ok {
-			p, _ := strconv.Atoi(strings.TrimSpace(v))
-			return p
-		}
-	}
-	return 0
 }
 
 func syscallKill(pid int) error {

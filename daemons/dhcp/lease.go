@@ -15,15 +15,14 @@ import (
 // the same policy again; the engine filters first so that one bad option
 // costs that option, not the whole lease.
 const (
-	minMTU      = 576
-	maxMTU      = 9216
-	maxServers  = 8
-	maxSearch   = 8
-	maxRoutes   = 64
-	minPrefix   = 8
-	infiniteLft = 0xffffffff
-	// maxLeaseTime is privsep.Policy's default MaxLifetime.
-	maxLeaseTime = 366 * 24 * 3600
+	minMTU       = privsep.DefaultMTUMin
+	maxMTU       = privsep.DefaultMTUMax
+	maxServers   = privsep.DefaultMaxNameservers
+	maxSearch    = privsep.DefaultMaxSearch
+	maxRoutes    = privsep.DefaultMaxRoutes
+	minPrefix    = privsep.DefaultPrefixMin
+	infiniteLft  = privsep.InfiniteLifetime
+	maxLeaseTime = privsep.DefaultMaxLifetime
 )
 
 // interpretLease turns a server's OFFER or ACK into a lease. It fails only

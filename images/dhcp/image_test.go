@@ -6,7 +6,6 @@ package dhcp_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,9 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,7 +42,7 @@ var linuxkitCommand = []string{"/sbin/dhcpcd", "--nobackground", "-f", "/dhcpcd.
 // and dhcpcd.conf, leases an address from dnsmasq and configures the link,
 // the routes and the resolv.conf that reaches the other containers.
 func TestDhcpcdDropIn(t *testing.T) {
-	testnet.RequireRoot(t)
+	testnet.RequireIsolated(t)
 	testnet.RequireTools(t, "dnsmasq")
 	img, label := buildImage(t)
 
@@ -120,7 +117,7 @@ func TestDhcpcdDropIn(t *testing.T) {
 // restarts through engine-exec, and stops the service, whose SIGTERM
 // reaches the engine the same way.
 func TestServiceHoldsOnlyWhatTheLabelGrants(t *testing.T) {
-	testnet.RequireRoot(t)
+	testnet.RequireIsolated(t)
 	testnet.RequireTools(t, "dnsmasq")
 	img, label := buildImage(t)
 	n := testnet.NewNetConfig(t, testnet.Config{ClientIf: "eth0"})
@@ -138,9 +135,9 @@ func TestServiceHoldsOnlyWhatTheLabelGrants(t *testing.T) {
 	for _, name := range *label.Capabilities {
 		labelMask |= 1 << capByName[name]
 	}
-	procs := children(t, svc.cmd.Process.Pid)
+	procs := testnet.Children(svc.Pid())
 	if len(procs) != 2 {
-		t.Fatalf("the supervisor has %d children, want the actuator and the engine: %v\n%s", len(procs), procs, svc.out.Bytes())
+		t.Fatalf("the supervisor has %d children, want the actuator and the engine: %v\n%s", len(procs), procs, svc.Output())
 	}
 	want := map[string]map[string]string{
 		"supervisor": {"Uid": "0 0 0 0", "CapPrm": hex(0), "CapEff": hex(0), "CapBnd": hex(labelMask)},
@@ -149,10 +146,10 @@ func TestServiceHoldsOnlyWhatTheLabelGrants(t *testing.T) {
 		"engine": {"Uid": "2101 2101 2101 2101", "Gid": "2101 2101 2101 2101", "Groups": "", "CapPrm": hex(0),
 			"CapEff": hex(0), "CapInh": hex(0), "CapAmb": hex(0), "NoNewPrivs": "1", "Seccomp": "2"},
 	}
-	got := map[string]map[string]string{"supervisor": procStatus(t, svc.cmd.Process.Pid)}
+	got := map[string]map[string]string{"supervisor": testnet.ProcStatus(svc.Pid())}
 	engine := 0
 	for _, pid := range procs {
-		st := procStatus(t, pid)
+		st := testnet.ProcStatus(pid)
 		role := "actuator"
 		if st["Uid"] != "0 0 0 0" {
 			role, engine = "engine", pid
@@ -176,12 +173,12 @@ func TestServiceHoldsOnlyWhatTheLabelGrants(t *testing.T) {
 	}
 	// Ready once it has asked for its lease again and the host holds it.
 	waitFor(t, svc, "lease extended by a new engine", func() bool {
-		return strings.Contains(string(svc.out.Bytes()), `msg="lease extended"`)
+		return strings.Contains(string(svc.Output()), `msg="lease extended"`)
 	})
 	var again int
 	waitFor(t, svc, "a new engine", func() bool {
-		for _, pid := range children(t, svc.cmd.Process.Pid) {
-			if pid != engine && procStatus(t, pid)["Uid"] == "2101 2101 2101 2101" {
+		for _, pid := range testnet.Children(svc.Pid()) {
+			if pid != engine && testnet.ProcStatus(pid)["Uid"] == "2101 2101 2101 2101" {
 				again = pid
 				return true
 			}
@@ -190,13 +187,13 @@ func TestServiceHoldsOnlyWhatTheLabelGrants(t *testing.T) {
 	})
 	// Stopping the service stops the engine (through engine-exec) and
 	// the actuator; persistent keeps the address.
-	if err := svc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := svc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.wait(30 * time.Second); err != nil {
-		t.Fatalf("the service did not stop cleanly: %v\n%s", err, svc.out.Bytes())
+	if err := svc.Wait(30 * time.Second); err != nil {
+		t.Fatalf("the service did not stop cleanly: %v\n%s", err, svc.Output())
 	}
-	if out := string(svc.out.Bytes()); strings.Contains(out, "could not signal") || strings.Contains(out, "cannot signal") || !strings.Contains(out, "proc=engine signal=terminated") {
+	if out := string(svc.Output()); strings.Contains(out, "could not signal") || strings.Contains(out, "cannot signal") || !strings.Contains(out, "proc=engine signal=terminated") {
 		t.Errorf("the engine (pid %d) was not stopped by its SIGTERM:\n%s", again, out)
 	}
 	if len(n.Addrs(t, n.Client, "eth0")) != 1 {
@@ -207,7 +204,7 @@ func TestServiceHoldsOnlyWhatTheLabelGrants(t *testing.T) {
 func hex(mask uint64) string { return fmt.Sprintf("%016x", mask) }
 
 // waitFor polls cond for up to 20 s.
-func waitFor(t *testing.T, r *running, what string, cond func() bool) {
+func waitFor(t *testing.T, r *testnet.Proc, what string, cond func() bool) {
 	t.Helper()
 	for range 200 {
 		if cond() {
@@ -215,58 +212,38 @@ func waitFor(t *testing.T, r *running, what string, cond func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("no %s within 20 s:\n%s", what, r.out.Bytes())
+	t.Fatalf("no %s within 20 s:\n%s", what, r.Output())
 }
 
-// children lists the PIDs whose parent is pid.
-func children(t *testing.T, pid int) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if procStatus(t, child)["PPid"] == strconv.Itoa(pid) {
-			out = append(out, child)
-		}
-	}
-	return out
-}
-
-// procStatus reads /proc/PID/status, with each value's fields joined by
-// one space; empty for a process that is gone.
-func procStatus(t *testing.T, pid int) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return map[string]string{}
-	}
-	st := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		st[k] = strings.Join(strings.Fields(v), " ")
-	}
-	return st
-}
-
-// buildImage builds the dhcp image from this directory.
+// buildImage builds the dhcp image from this directory, once for every
+// test of the package.
 func buildImage(t *testing.T) (v1.Image, *imageconfig.Config) {
 	t.Helper()
-	p, err := pkgbuild.Read(".")
-	if err != nil {
-		t.Fatal(err)
+	built.once.Do(func() {
+		p, err := pkgbuild.Read(".")
+		if err != nil {
+			built.err = err
+			return
+		}
+		var log strings.Builder
+		r, err := pkgbuild.Build(context.Background(), p, pkgbuild.Options{Tag: "test", Log: &log})
+		if err != nil {
+			built.err = fmt.Errorf("%v\n%s", err, log.String())
+			return
+		}
+		built.img, built.label = r.Image, p.Config
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	var log strings.Builder
-	r, err := pkgbuild.Build(context.Background(), p, pkgbuild.Options{Tag: "test", Log: &log})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
-	return r.Image, p.Config
+	return built.img, built.label
+}
+
+var built struct {
+	once  sync.Once
+	img   v1.Image
+	label *imageconfig.Config
+	err   error
 }
 
 // container is an image unpacked as LinuxKit's init would run it: the
@@ -342,16 +319,9 @@ func mount(t *testing.T, src, dst, fstype string, flags uintptr) {
 	}
 }
 
-// running is a process started in a container.
-type running struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error // receives Wait's result once
-}
-
 // start starts args in the container, in network namespace netns, as root
 // with the label's capabilities and no other, as LinuxKit's runc would.
-func (c *container) start(t *testing.T, netns string, args []string) *running {
+func (c *container) start(t *testing.T, netns string, args []string) *testnet.Proc {
 	t.Helper()
 	var keep []uintptr
 	if c.label.Capabilities != nil {
@@ -363,14 +333,11 @@ func (c *container) start(t *testing.T, netns string, args []string) *running {
 			keep = append(keep, v)
 		}
 	}
-	r := &running{out: &syncBuffer{}, done: make(chan error, 1)}
-	r.cmd = &exec.Cmd{
-		Path:   args[0],
-		Args:   args,
-		Env:    []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-		Dir:    "/",
-		Stdout: r.out,
-		Stderr: r.out,
+	cmd := &exec.Cmd{
+		Path: args[0],
+		Args: args,
+		Env:  []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		Dir:  "/",
 		SysProcAttr: &unix.SysProcAttr{
 			Chroot:    c.root,
 			Pdeathsig: unix.SIGKILL,
@@ -379,70 +346,16 @@ func (c *container) start(t *testing.T, netns string, args []string) *running {
 			Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
 		},
 	}
-	started := make(chan error)
-	go func() {
-		// The network namespace and the bounding set are the thread's:
-		// set them on a thread of its own, which the child inherits, and
-		// which dies with this goroutine (it is never unlocked), after
-		// the child, since Pdeathsig fires when the thread exits.
-		runtime.LockOSThread()
-		err := enter(netns, keep)
-		if err == nil {
-			err = r.cmd.Start()
-		}
-		started <- err
-		if err == nil {
-			r.done <- r.cmd.Wait()
-		}
-	}()
-	if err := <-started; err != nil {
-		t.Fatalf("starting %v: %v", args, err)
-	}
-	t.Cleanup(func() {
-		if r.cmd.ProcessState == nil {
-			r.cmd.Process.Kill()
-			r.wait(10 * time.Second)
-		}
-	})
-	return r
-}
-
-// wait waits for the process to exit, killing it after timeout.
-func (r *running) wait(timeout time.Duration) error {
-	select {
-	case err := <-r.done:
-		return err
-	case <-time.After(timeout):
-		r.cmd.Process.Kill()
-		<-r.done
-		return fmt.Errorf("still running after %v", timeout)
-	}
+	// The network namespace and the bounding set are the thread's.
+	return testnet.StartCommandOn(t, cmd, func() error { return enter(netns, keep) })
 }
 
 // run starts args in the container and waits for them.
 func (c *container) run(t *testing.T, netns string, args []string, timeout time.Duration) ([]byte, error) {
 	t.Helper()
-	r := c.start(t, netns, args)
-	err := r.wait(timeout)
-	return r.out.Bytes(), err
-}
-
-// syncBuffer is the output of a running process, read while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
+	p := c.start(t, netns, args)
+	err := p.Wait(timeout)
+	return p.Output(), err
 }
 
 // enter moves the calling thread into a network namespace and drops from

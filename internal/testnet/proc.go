@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,6 +51,21 @@ type Proc struct {
 // working directory; [Net.Command] builds one that runs in a namespace.
 func StartCommand(t testing.TB, cmd *exec.Cmd) *Proc {
 	t.Helper()
+	return startCommand(t, cmd, nil)
+}
+
+// StartCommandOn is StartCommand for a child that must inherit what is a
+// thread's own (a network namespace entered with setns, a smaller bounding
+// set): prepare runs first on a thread locked for the purpose, the child is
+// started from it, and the thread lives as long as the child (a
+// parent-death signal fires when it exits), then is discarded.
+func StartCommandOn(t testing.TB, cmd *exec.Cmd, prepare func() error) *Proc {
+	t.Helper()
+	return startCommand(t, cmd, prepare)
+}
+
+func startCommand(t testing.TB, cmd *exec.Cmd, prepare func() error) *Proc {
+	t.Helper()
 	if cmd.Stdout != nil || cmd.Stderr != nil {
 		t.Fatalf("testnet: StartCommand(%s): Stdout and Stderr must be unset", cmd)
 	}
@@ -62,13 +78,26 @@ func StartCommand(t testing.TB, cmd *exec.Cmd) *Proc {
 	cmd.Stdout = p.log
 	cmd.Stderr = p.log
 	cmd.WaitDelay = waitDelay
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testnet: starting %s: %v", p.name, err)
-	}
+	started := make(chan error)
 	go func() {
+		if prepare != nil {
+			runtime.LockOSThread() // never unlocked: the thread is no longer like the others
+			if err := prepare(); err != nil {
+				started <- err
+				return
+			}
+		}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	if err := <-started; err != nil {
+		t.Fatalf("testnet: starting %s: %v", p.name, err)
+	}
 	t.Cleanup(func() {
 		_ = p.Stop()
 		if t.Failed() {

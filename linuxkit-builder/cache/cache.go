@@ -103,7 +103,8 @@ func canonical(r name.Reference) string {
 type Entry struct {
 	Ref    string
 	Digest v1.Hash
-	// Size is the sum of the image's blobs as stored (compressed layers).
+	// Size is the sum of the image's config and compressed layers as
+	// stored (the manifest left out).
 	Size int64
 }
 

@@ -5,14 +5,13 @@
 package imageconfig
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"gopkg.in/yaml.v3"
+
+	"github.com/dyad-project/dyad/internal/jsonstrict"
 )
 
 // LabelKey is the label that carries an image's configuration as JSON.
@@ -123,14 +122,6 @@ func (id *ID) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// MarshalYAML writes the number or the name.
-func (id ID) MarshalYAML() (any, error) {
-	if id.Name != "" {
-		return id.Name, nil
-	}
-	return id.Number, nil
-}
-
 // MarshalJSON writes the number or the name.
 func (id ID) MarshalJSON() ([]byte, error) {
 	if id.Name != "" {
@@ -157,13 +148,8 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 // ParseLabel reads the JSON of an image's label strictly.
 func ParseLabel(b []byte) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := jsonstrict.Decode(b, &c); err != nil {
 		return c, fmt.Errorf("%s label: %w", LabelKey, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("%s label: trailing data", LabelKey)
 	}
 	return c, nil
 }

@@ -44,9 +44,6 @@ type Options struct {
 	Tag string
 	// Org overrides build.yml's org.
 	Org string
-	// Epoch is the time stamped on the image and its files (default: the
-	// Unix epoch, or SOURCE_DATE_EPOCH).
-	Epoch time.Time
 	// Log receives the go build command line and its output.
 	Log io.Writer
 }
@@ -77,7 +74,7 @@ func Build(ctx context.Context, p *Package, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	epoch, err := epochOf(opt.Epoch)
+	epoch, err := buildEpoch()
 	if err != nil {
 		return nil, err
 	}
@@ -151,10 +148,9 @@ func moduleRoot(dir string) (string, error) {
 	return "", fmt.Errorf("pkgbuild: no go.mod above %s", dir)
 }
 
-func epochOf(t time.Time) (time.Time, error) {
-	if !t.IsZero() {
-		return t.UTC(), nil
-	}
+// buildEpoch is the time stamped on the image and its files: the Unix epoch,
+// or SOURCE_DATE_EPOCH.
+func buildEpoch() (time.Time, error) {
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
@@ -368,7 +364,7 @@ func buildLayer(p *Package, bin, launcher string, epoch time.Time) (v1.Layer, er
 	for _, n := range names {
 		e := entries[n]
 		e.hdr.ModTime = epoch
-		e.hdr.Format = tar.FormatPAX // owners are root's unless set above
+		e.hdr.Format = tar.FormatPAX
 		if err := tw.WriteHeader(&e.hdr); err != nil {
 			return nil, fmt.Errorf("pkgbuild: layer: %w", err)
 		}

@@ -100,7 +100,7 @@ func Read(dir string) (*Package, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pkgbuild: %w", err)
 	}
-	p, err := parse(b)
+	p, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("pkgbuild: %s: %w", file, err)
 	}
@@ -113,7 +113,8 @@ func Read(dir string) (*Package, error) {
 	return p, nil
 }
 
-func parse(b []byte) (*Package, error) {
+// Parse reads a build.yml strictly; Read also checks the files it names.
+func Parse(b []byte) (*Package, error) {
 	var p Package
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)

@@ -26,7 +26,7 @@ config:
 `
 
 func TestParseGood(t *testing.T) {
-	p, err := parse([]byte(goodYAML))
+	p, err := Parse([]byte(goodYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestParseRefuses(t *testing.T) {
 		{"empty", "", "empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parse([]byte(tc.yaml))
+			_, err := Parse([]byte(tc.yaml))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error with %q", err, tc.want)
 			}

@@ -15,7 +15,7 @@ import (
 )
 
 // Forever is the lifetime of an address that never expires.
-const Forever uint32 = 0xffffffff
+const Forever uint32 = privsep.InfiniteLifetime
 
 const (
 	// protoDHCP tags the routes installed here (RTPROT_DHCP, as dhcpcd and

@@ -217,9 +217,10 @@ func DropAllThreads(keep []Cap) error { return dropAllThreads(keep, false) }
 
 // DropAllThreadsLeavingBounding is DropAllThreads for a process that cannot
 // drop from its bounding set, having no CAP_SETPCAP: the bounding set stays
-// as the container made it. The caller must set no_new_privs (Confine
-// does), under which an exec can never bring back what the bounding set
-// still names.
+// as the container made it. A process that goes on to Confine gets
+// no_new_privs, under which an exec can never bring back what the
+// bounding set still names; one that does not (a supervisor that must
+// exec a set-user-ID file) keeps that power of exec, and must say so.
 func DropAllThreadsLeavingBounding(keep []Cap) error { return dropAllThreads(keep, true) }
 
 func dropAllThreads(keep []Cap, leaveBounding bool) error {

@@ -1,15 +1,14 @@
 // Package audit is the record of what a dyad daemon's processes hold and
 // what its actuator will do, as the daemon's binary states it. It depends
-// on nothing but the standard library, so that the image tools can read
-// it without linking a daemon.
+// on nothing but the standard library (and internal/jsonstrict), so that
+// the image tools can read it without linking a daemon.
 package audit
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
+
+	"github.com/dyad-project/dyad/internal/jsonstrict"
 )
 
 // Audit is what a daemon's binary says each of its processes holds and
@@ -54,7 +53,7 @@ const Label = "org.dyad.audit"
 // Parse reads an Audit strictly.
 func Parse(b []byte) (*Audit, error) {
 	var a Audit
-	if err := strictJSON(b, &a); err != nil {
+	if err := jsonstrict.Decode(b, &a); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	if a.Daemon == "" {
@@ -67,18 +66,4 @@ func Parse(b []byte) (*Audit, error) {
 func (a *Audit) Marshal() []byte {
 	b, _ := json.MarshalIndent(a, "", "  ")
 	return append(b, '\n')
-}
-
-// strictJSON decodes one JSON value with no unknown field and nothing
-// after it.
-func strictJSON(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("trailing data")
-	}
-	return nil
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,12 +20,19 @@ func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
 
 const engineID = 2101
 
+// built is engine-exec, built once for every test.
+var built struct {
+	once sync.Once
+	bin  []byte
+	err  error
+}
+
 // setup builds engine-exec into a tmpfs of this test's mount namespace
 // mounted without nosuid, owned by the engine's user with the set-ID bits,
 // as the image holds it; and a root-owned copy without them.
 func setup(t *testing.T) (launcher, plain string) {
 	t.Helper()
-	testnet.RequireRoot(t)
+	testnet.RequireIsolated(t)
 	dir := t.TempDir()
 	// The engine's user must reach what it runs: open the test's own
 	// temporary directory to it.
@@ -34,12 +43,22 @@ func setup(t *testing.T) (launcher, plain string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	plain = filepath.Join(dir, "plain")
-	if out, err := exec.Command("go", "build", "-o", plain, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		bin := filepath.Join(os.TempDir(), "engine-exec-test")
+		out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		built.bin, built.err = os.ReadFile(bin)
+		os.Remove(bin)
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	b, err := os.ReadFile(plain)
-	if err != nil {
+	b := built.bin
+	plain = filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	launcher = filepath.Join(dir, "engine-exec")
