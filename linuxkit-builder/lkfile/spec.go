@@ -23,7 +23,8 @@ type ImageDefaults struct {
 	Cwd  string
 }
 
-// IDs maps the user and group names of an image to their numbers.
+// IDs maps the user and group names of an image to their numbers; nil
+// maps stand for an image not seen.
 type IDs struct {
 	Users, Groups map[string]uint32
 }
@@ -66,17 +67,17 @@ func Spec(img *Image, label imageconfig.Config, def ImageDefaults, ids IDs) (*sp
 		rlimits = append(rlimits, rl)
 	}
 
-	uid, err := ids.number(pickID(label.UID, y.UID), ids.Users, "user")
+	uid, err := ResolveID(pickID(label.UID, y.UID), ids.Users, "user")
 	if err != nil {
 		return nil, imageconfig.Runtime{}, err
 	}
-	gid, err := ids.number(pickID(label.GID, y.GID), ids.Groups, "group")
+	gid, err := ResolveID(pickID(label.GID, y.GID), ids.Groups, "group")
 	if err != nil {
 		return nil, imageconfig.Runtime{}, err
 	}
 	var groups []uint32
 	for _, g := range pickIDs(label.AdditionalGids, y.AdditionalGids) {
-		n, err := ids.number(&g, ids.Groups, "group")
+		n, err := ResolveID(&g, ids.Groups, "group")
 		if err != nil {
 			return nil, imageconfig.Runtime{}, err
 		}
@@ -417,13 +418,17 @@ func firstSet(vals ...string) string {
 	return ""
 }
 
-// number resolves a user or group: a number, or a name of the image's.
-func (IDs) number(id *imageconfig.ID, names map[string]uint32, what string) (uint32, error) {
+// ResolveID resolves a user or group (what says which): a number, or a
+// name found in names. A nil names is an image not seen (a dry run): any
+// name passes, as 0.
+func ResolveID(id *imageconfig.ID, names map[string]uint32, what string) (uint32, error) {
 	switch {
 	case id == nil, id.Name == "" && id.Number == 0, id.Name == "root":
 		return 0, nil
 	case id.Name == "":
 		return id.Number, nil
+	case names == nil:
+		return 0, nil
 	}
 	n, ok := names[id.Name]
 	if !ok {

@@ -160,7 +160,7 @@ func TestSpecRefuses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, _, err = Spec(entry(t, tt.entry), label, ImageDefaults{}, IDs{})
+			_, _, err = Spec(entry(t, tt.entry), label, ImageDefaults{}, IDs{Users: map[string]uint32{}, Groups: map[string]uint32{}})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want %q", err, tt.want)
 			}

@@ -23,6 +23,10 @@ const usage = `usage:
   dyad push REF                                 push a cached image to its registry
   dyad pull REF                                 pull an image into the cache
   dyad audit [-json] REF|FILE                   say what an image's container and processes will hold
+  dyad build [-format kernel+initrd|tar] [-name N] [-dir D] [-dry-run] FILE.yml...
+                                                build LinuxKit YAML files (merged in order) into a bootable system
+  dyad run qemu [-mem MiB] [-cpus N] [-timeout D] [-netdev OPT] [-qemu-arg ARG] NAME
+                                                boot NAME-kernel, NAME-initrd.img and NAME-cmdline in QEMU
 
 The cache is at $DYAD_CACHE, or ~/.cache/dyad.
 `
@@ -76,6 +80,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return pull(ctx, rest, stdout)
 	case cmd == "audit":
 		return auditImage(rest, stdout)
+	case cmd == "build":
+		return buildImage(ctx, rest, stdout, stderr)
+	case cmd == "run" && sub == "qemu":
+		return runQEMU(ctx, rest[1:], stdout)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
