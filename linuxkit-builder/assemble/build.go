@@ -437,6 +437,11 @@ func (b *builder) source(name string, fe lkfile.FileEntry, mode, uid, gid uint32
 	if errors.Is(err, os.ErrNotExist) && fe.Optional {
 		return nil
 	}
+	if errors.Is(err, os.ErrNotExist) && b.opt.DryRun {
+		// A dry run plans: it says what a build would miss, and goes on.
+		b.logf("file %s: source %s is missing: a build would fail", name, src)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

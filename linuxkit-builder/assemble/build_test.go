@@ -319,7 +319,17 @@ func TestDryRunPlansWithoutImages(t *testing.T) {
 	if !res.Tree.Has("containers/onboot/000-dhcpcd/config.json") {
 		t.Error("no bundle planned")
 	}
+	f, err := lkfile.Parse("t.yml", t.TempDir(), []byte(testYAML+"  - path: x\n    source: ./nothere\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err = Build(context.Background(), f, Options{Source: mapSource{}, DryRun: true}); err != nil {
+		t.Fatalf("a dry run stopped at a missing source: %v", err)
+	}
 	plan := strings.Join(res.Plan, "\n")
+	if !strings.Contains(plan, "source ") || !strings.Contains(plan, "nothere is missing: a build would fail") {
+		t.Errorf("plan:\n%s", plan)
+	}
 	if !strings.Contains(plan, "containers/onboot/000-dhcpcd: dyad/dhcp:1, image not fetched") {
 		t.Errorf("plan:\n%s", plan)
 	}
