@@ -28,14 +28,33 @@ import (
 	"github.com/dyad-project/dyad/sdk/audit"
 )
 
-// GoBuildFlags are handed to go build for every daemon: a static PIE with
-// cgo only for libseccomp (linked statically from Debian's libseccomp-dev),
-// no paths and no build ids, so that the same source gives the same bytes.
-// The Makefile builds bin/ with the same flags.
+// GoBuildFlags are handed to go build for every daemon, and with GO_TAGS
+// added for GO_MODULE's program: a static PIE with cgo only for libseccomp
+// (linked statically from Debian's libseccomp-dev), no paths and no build
+// ids, so that the same source gives the same bytes. The Makefile builds
+// bin/ with the same flags.
 var GoBuildFlags = []string{
 	"-buildmode=pie", "-tags", "netgo,osusergo", "-trimpath", "-buildvcs=false",
 	"-ldflags", `-s -w -buildid= -linkmode external -extldflags "-static-pie -Wl,--build-id=none"`,
 }
+
+// Labels the build writes, beside the org.mobyproject.config label from
+// config: and the audit.
+const (
+	// GoModuleLabel names the module GO_MODULE built, as MODULE@VERSION.
+	GoModuleLabel = "org.dyad.go-module"
+	// DebLabel names the Debian package DEB or KERNEL took files from,
+	// as PACKAGE=VERSION (what apt-get download takes).
+	DebLabel = "org.dyad.deb"
+)
+
+// Timeouts of the external commands a build runs.
+const (
+	goBuildTimeout  = 15 * time.Minute
+	downloadTimeout = 10 * time.Minute
+	toolTimeout     = 5 * time.Minute
+	gitTimeout      = 30 * time.Second
+)
 
 // Options tune a build.
 type Options struct {
@@ -46,6 +65,12 @@ type Options struct {
 	Org string
 	// Log receives the go build command line and its output.
 	Log io.Writer
+	// Downloads is a directory that keeps the Debian packages a build
+	// downloads, so that later builds reuse them: a package is fetched
+	// again only when no file there has its name, version and the
+	// archive's SHA256. Empty: every build downloads into a temporary
+	// directory.
+	Downloads string
 }
 
 // Result is a built image.
@@ -53,11 +78,12 @@ type Result struct {
 	Image v1.Image
 	// Ref is ORG/IMAGE:TAG.
 	Ref string
-	// BinarySize is the daemon's size in bytes.
+	// BinarySize is the size in bytes of the image's program: BINARY's,
+	// else the first of DEB_FILES, else the kernel.
 	BinarySize int64
 }
 
-// Build builds p's daemon and image.
+// Build builds p's image.
 func Build(ctx context.Context, p *Package, opt Options) (*Result, error) {
 	// Cross builds would need a C cross compiler for cgo: dyad builds for
 	// the machine it runs on.
@@ -70,10 +96,6 @@ func Build(ctx context.Context, p *Package, opt Options) (*Result, error) {
 	if v := os.Getenv("GGCR_EXPERIMENT_ESTARGZ"); v != "" {
 		return nil, fmt.Errorf("pkgbuild: GGCR_EXPERIMENT_ESTARGZ=%s would change the image's layer: unset it", v)
 	}
-	root, err := moduleRoot(p.Dir)
-	if err != nil {
-		return nil, err
-	}
 	epoch, err := buildEpoch()
 	if err != nil {
 		return nil, err
@@ -83,51 +105,166 @@ func Build(ctx context.Context, p *Package, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("pkgbuild: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, path.Base(p.Recipe.Binary))
-	if err := goBuild(ctx, root, p.Recipe.GoPackage, bin, arch, opt.Log); err != nil {
-		return nil, err
+	b := &builder{p: p, opt: opt, arch: arch, tmp: tmp, files: newTree(), labels: map[string]string{}}
+	if p.Recipe.Kernel != "" {
+		err = b.kernel(ctx, epoch)
+	} else {
+		err = b.programs(ctx)
 	}
-	if err := checkBinary(bin, arch); err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(bin)
 	if err != nil {
-		return nil, fmt.Errorf("pkgbuild: %w", err)
+		return nil, err
 	}
-	launcher := ""
-	if l := p.Recipe.Launcher; l != nil {
-		launcher = filepath.Join(tmp, "launcher")
-		if err := goBuild(ctx, root, l.GoPackage, launcher, arch, opt.Log); err != nil {
-			return nil, err
+	data, err := b.files.tar(epoch)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return nil, fmt.Errorf("pkgbuild: layer: %w", err)
+	}
+	img, err := assemble(p, layer, arch, epoch, b.labels)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Image: img, Ref: Ref(ctx, p, opt), BinarySize: b.size}, nil
+}
+
+// builder is one build under way: what goes into the layer, and the
+// labels that say where it came from.
+type builder struct {
+	p      *Package
+	opt    Options
+	arch   string
+	tmp    string // removed after the build
+	files  *tree
+	labels map[string]string
+	size   int64 // Result.BinarySize
+}
+
+// programs puts in the layer what every image but a kernel's holds: the
+// Go binary and its launcher, /etc for the engine's user, the package's
+// files and directories, and the files of a Debian package.
+func (b *builder) programs(ctx context.Context) error {
+	r := b.p.Recipe
+	if r.Binary != "" {
+		bin, err := b.goProgram(ctx)
+		if err != nil {
+			return err
 		}
-		if err := checkBinary(launcher, arch); err != nil {
-			return nil, err
+		if err := checkBinary(bin, b.arch); err != nil {
+			return err
+		}
+		auditJSON, err := runAudit(ctx, b.p, bin)
+		if err != nil {
+			return err
+		}
+		if auditJSON != nil {
+			b.labels[audit.Label] = string(auditJSON)
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			return fmt.Errorf("pkgbuild: %w", err)
+		}
+		b.size = int64(len(data))
+		if err := b.files.file(r.Binary, 0o755, data); err != nil {
+			return err
+		}
+		for _, l := range r.Links {
+			if err := b.files.symlink(l, "/"+r.Binary); err != nil {
+				return err
+			}
 		}
 	}
-	auditJSON, err := runAudit(ctx, p, bin)
+	if r.Launcher != nil {
+		if err := b.launcher(ctx); err != nil {
+			return err
+		}
+	}
+	if r.User.Name != "" {
+		if err := b.etc(); err != nil {
+			return err
+		}
+	}
+	for _, f := range r.Files {
+		data, err := os.ReadFile(filepath.Join(b.p.Dir, f.Source))
+		if err != nil {
+			return fmt.Errorf("pkgbuild: %w", err)
+		}
+		if err := b.files.file(f.Path, 0o644, data); err != nil {
+			return err
+		}
+	}
+	if r.Deb != nil {
+		if err := b.deb(ctx); err != nil {
+			return err
+		}
+	}
+	for _, d := range r.Dirs {
+		if _, ok := b.files.entries[d+"/"]; !ok {
+			if err := b.files.dir(d, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// goProgram builds BINARY's program, of this module or of GO_MODULE, and
+// returns where it is.
+func (b *builder) goProgram(ctx context.Context) (string, error) {
+	r := b.p.Recipe
+	bin := filepath.Join(b.tmp, path.Base(r.Binary))
+	if m := r.GoModule; m != nil {
+		if err := goModuleBuild(ctx, m, b.tmp, bin, b.arch, b.opt.Log); err != nil {
+			return "", err
+		}
+		b.labels[GoModuleLabel] = m.Path + "@" + m.Version
+		return bin, nil
+	}
+	root, err := moduleRoot(b.p.Dir)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	layer, err := buildLayer(p, bin, launcher, epoch)
+	return bin, goBuild(ctx, root, r.GoPackage, bin, b.arch, b.opt.Log)
+}
+
+// launcher builds LAUNCHER's program into the layer.
+func (b *builder) launcher(ctx context.Context) error {
+	r := b.p.Recipe
+	root, err := moduleRoot(b.p.Dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	img, err := assemble(p, layer, arch, epoch, auditJSON)
+	bin := filepath.Join(b.tmp, "launcher")
+	if err := goBuild(ctx, root, r.Launcher.GoPackage, bin, b.arch, b.opt.Log); err != nil {
+		return err
+	}
+	if err := checkBinary(bin, b.arch); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(bin)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("pkgbuild: %w", err)
 	}
-	tag := opt.Tag
-	if tag == "" {
-		tag = p.Tag
+	// The one file not root's: set-user-ID and set-group-ID to the
+	// engine's user, so that running it gives that user and nothing
+	// more.
+	hdr := tar.Header{Typeflag: tar.TypeReg, Name: r.Launcher.Path, Mode: 0o6755, Size: int64(len(data)),
+		Uid: int(r.User.UID), Gid: int(r.User.GID)}
+	return b.files.put(hdr, data)
+}
+
+// etc writes a minimal /etc naming root and the engine's user.
+func (b *builder) etc() error {
+	u := b.p.Recipe.User
+	passwd := fmt.Sprintf("root:x:0:0:root:/:/sbin/nologin\n%s:x:%d:%d:%s engine:/nonexistent:/sbin/nologin\n", u.Name, u.UID, u.GID, b.p.Image)
+	group := fmt.Sprintf("root:x:0:\n%s:x:%d:\n", u.Name, u.GID)
+	if err := b.files.file("etc/passwd", 0o644, []byte(passwd)); err != nil {
+		return err
 	}
-	if tag == "" {
-		tag = sourceTag(ctx, root)
-	}
-	org := p.Org
-	if opt.Org != "" {
-		org = opt.Org
-	}
-	return &Result{Image: img, Ref: org + "/" + p.Image + ":" + tag, BinarySize: fi.Size()}, nil
+	return b.files.file("etc/group", 0o644, []byte(group))
 }
 
 func moduleRoot(dir string) (string, error) {
@@ -166,18 +303,32 @@ func buildEpoch() (time.Time, error) {
 var buildEnvDropped = []string{"GOFLAGS", "GOOS", "GOARCH", "GOAMD64", "GOARM64", "GOEXPERIMENT", "CGO_ENABLED",
 	"CGO_CFLAGS", "CGO_CPPFLAGS", "CGO_CXXFLAGS", "CGO_LDFLAGS", "CGO_FFLAGS", "CC", "CXX", "GCCGO"}
 
-func goBuild(ctx context.Context, root, pkg, out, arch string, log io.Writer) error {
-	args := append([]string{"build"}, GoBuildFlags...)
-	args = append(args, "-o", out, pkg)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
+// goEnv is the environment of go build: the caller's, with what would
+// change the binary's bytes pinned.
+func goEnv(arch string) []string {
+	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if !slices.Contains(buildEnvDropped, k) {
-			cmd.Env = append(cmd.Env, kv)
+			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, "CGO_ENABLED=1", "GOOS=linux", "GOARCH="+arch, "GOAMD64=v1", "GOARM64=v8.0", "GOFLAGS=")
+	return append(env, "CGO_ENABLED=1", "GOOS=linux", "GOARCH="+arch, "GOAMD64=v1", "GOARM64=v8.0", "GOFLAGS=")
+}
+
+func goBuild(ctx context.Context, root, pkg, out, arch string, log io.Writer) error {
+	args := append([]string{"build"}, GoBuildFlags...)
+	args = append(args, "-o", out, pkg)
+	return runGoBuild(ctx, root, goEnv(arch), args, log)
+}
+
+// runGoBuild runs go with args in dir, logging the command and its output.
+func runGoBuild(ctx context.Context, dir string, env, args []string, log io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, goBuildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = env
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if log != nil {
@@ -188,9 +339,30 @@ func goBuild(ctx context.Context, root, pkg, out, arch string, log io.Writer) er
 		log.Write(output.Bytes())
 	}
 	if err != nil {
-		return fmt.Errorf("pkgbuild: go build %s: %w\n%s", pkg, err, output.Bytes())
+		return fmt.Errorf("pkgbuild: go build %s (in %s): %w\n%s", args[len(args)-1], dir, err, output.Bytes())
 	}
 	return nil
+}
+
+// command runs name with args, bounded by timeout, in a C locale (so that
+// what it prints does not depend on the caller's), and returns its
+// standard output; its error carries what it wrote to standard error.
+func command(ctx context.Context, timeout time.Duration, dir, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (gave up after %v)", err, timeout)
+		}
+		return out, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out, nil
 }
 
 // runAudit runs the built binary with the recipe's AUDIT arguments and
@@ -229,21 +401,26 @@ func checkBinary(bin, arch string) error {
 		return fmt.Errorf("pkgbuild: %s: %w", bin, err)
 	}
 	defer f.Close()
+	return checkELF(f, bin, arch)
+}
+
+// checkELF is checkBinary for an ELF file already open.
+func checkELF(f *elf.File, name, arch string) error {
 	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[arch]
 	if f.Machine != want {
-		return fmt.Errorf("pkgbuild: %s is for %v, not %s", bin, f.Machine, arch)
+		return fmt.Errorf("pkgbuild: %s is for %v, not %s", name, f.Machine, arch)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("pkgbuild: %s is dynamically linked (it has an interpreter)", bin)
+			return fmt.Errorf("pkgbuild: %s is dynamically linked (it has an interpreter)", name)
 		}
 	}
 	libs, err := f.ImportedLibraries()
 	if err != nil {
-		return fmt.Errorf("pkgbuild: %s: %w", bin, err)
+		return fmt.Errorf("pkgbuild: %s: %w", name, err)
 	}
 	if len(libs) > 0 {
-		return fmt.Errorf("pkgbuild: %s needs shared libraries %v", bin, libs)
+		return fmt.Errorf("pkgbuild: %s needs shared libraries %v", name, libs)
 	}
 	return nil
 }
@@ -251,6 +428,8 @@ func checkBinary(bin, arch string) error {
 // sourceTag names the source: the git tree hash of the module, marked
 // dirty when the work tree has changes, or "dev" outside git.
 func sourceTag(ctx context.Context, root string) string {
+	ctx, cancel := context.WithTimeout(ctx, gitTimeout)
+	defer cancel()
 	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "HEAD^{tree}").Output()
 	if err != nil {
 		return "dev"
@@ -266,142 +445,34 @@ func sourceTag(ctx context.Context, root string) string {
 	return tag
 }
 
-// buildLayer writes the image's one layer: the binary and its links, a
-// minimal /etc naming root and the engine's user, the package's files and
-// the mount points, every entry owned by root and stamped with epoch, in
-// a fixed order.
-func buildLayer(p *Package, bin, launcher string, epoch time.Time) (v1.Layer, error) {
-	r := p.Recipe
-	type entry struct {
-		hdr  tar.Header
-		data []byte
-	}
-	entries := map[string]*entry{}
-	// put adds an entry and the directories above it.
-	put := func(hdr tar.Header, data []byte) error {
-		if _, ok := entries[hdr.Name]; ok {
-			return fmt.Errorf("pkgbuild: %s goes into the image twice", hdr.Name)
-		}
-		for d := path.Dir(hdr.Name); d != "."; d = path.Dir(d) {
-			if _, ok := entries[d+"/"]; !ok {
-				entries[d+"/"] = &entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}}
-			}
-		}
-		entries[hdr.Name] = &entry{hdr: hdr, data: data}
-		return nil
-	}
-	file := func(name string, mode int64, data []byte) error {
-		return put(tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data))}, data)
-	}
-	binData, err := os.ReadFile(bin)
-	if err != nil {
-		return nil, fmt.Errorf("pkgbuild: %w", err)
-	}
-	if err := file(r.Binary, 0o755, binData); err != nil {
-		return nil, err
-	}
-	if launcher != "" {
-		data, err := os.ReadFile(launcher)
-		if err != nil {
-			return nil, fmt.Errorf("pkgbuild: %w", err)
-		}
-		// The one file not root's: set-user-ID and set-group-ID to the
-		// engine's user, so that running it gives that user and nothing
-		// more.
-		hdr := tar.Header{Typeflag: tar.TypeReg, Name: r.Launcher.Path, Mode: 0o6755, Size: int64(len(data)),
-			Uid: int(r.User.UID), Gid: int(r.User.GID)}
-		if err := put(hdr, data); err != nil {
-			return nil, err
-		}
-	}
-	passwd := fmt.Sprintf("root:x:0:0:root:/:/sbin/nologin\n%s:x:%d:%d:%s engine:/nonexistent:/sbin/nologin\n", r.User.Name, r.User.UID, r.User.GID, p.Image)
-	group := fmt.Sprintf("root:x:0:\n%s:x:%d:\n", r.User.Name, r.User.GID)
-	if err := file("etc/passwd", 0o644, []byte(passwd)); err != nil {
-		return nil, err
-	}
-	if err := file("etc/group", 0o644, []byte(group)); err != nil {
-		return nil, err
-	}
-	for _, f := range r.Files {
-		data, err := os.ReadFile(filepath.Join(p.Dir, f.Source))
-		if err != nil {
-			return nil, fmt.Errorf("pkgbuild: %w", err)
-		}
-		if err := file(f.Path, 0o644, data); err != nil {
-			return nil, err
-		}
-	}
-	for _, l := range r.Links {
-		if err := put(tar.Header{Typeflag: tar.TypeSymlink, Name: l, Linkname: "/" + r.Binary, Mode: 0o777}, nil); err != nil {
-			return nil, err
-		}
-	}
-	for _, d := range r.Dirs {
-		if _, ok := entries[d+"/"]; !ok {
-			if err := put(tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}, nil); err != nil {
-				return nil, err
-			}
-		}
-	}
-
-	names := make([]string, 0, len(entries))
-	for n := range entries {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	// A path is a directory or something else, never both: a file or link
-	// that is also a directory (or the parent of an entry) would be read
-	// differently by different runtimes.
-	for _, n := range names {
-		if e := entries[n]; e.hdr.Typeflag != tar.TypeDir {
-			if _, ok := entries[n+"/"]; ok {
-				return nil, fmt.Errorf("pkgbuild: /%s is both a directory and a file or link in the image", n)
-			}
-		}
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, n := range names {
-		e := entries[n]
-		e.hdr.ModTime = epoch
-		e.hdr.Format = tar.FormatPAX
-		if err := tw.WriteHeader(&e.hdr); err != nil {
-			return nil, fmt.Errorf("pkgbuild: layer: %w", err)
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			return nil, fmt.Errorf("pkgbuild: layer: %w", err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("pkgbuild: layer: %w", err)
-	}
-	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(types.OCILayer))
-}
-
-// assemble makes the OCI image of one layer from scratch.
-func assemble(p *Package, layer v1.Layer, arch string, epoch time.Time, auditJSON []byte) (v1.Image, error) {
-	label, err := p.Config.Label()
-	if err != nil {
-		return nil, fmt.Errorf("pkgbuild: label: %w", err)
-	}
-	// The package's annotations, and the label LinuxKit reads (parse
-	// refuses an annotation of that name).
-	labels := map[string]string{imageconfig.LabelKey: string(label)}
+// assemble makes the OCI image of one layer from scratch, with the
+// package's annotations and config: as labels, and the build's (which
+// Parse refuses as annotations).
+func assemble(p *Package, layer v1.Layer, arch string, epoch time.Time, built map[string]string) (v1.Image, error) {
+	labels := map[string]string{}
 	for k, v := range p.Annotations {
 		labels[k] = v
 	}
-	if auditJSON != nil {
-		labels[audit.Label] = string(auditJSON)
+	for k, v := range built {
+		labels[k] = v
+	}
+	if p.hasConfig {
+		label, err := p.Config.Label()
+		if err != nil {
+			return nil, fmt.Errorf("pkgbuild: label: %w", err)
+		}
+		labels[imageconfig.LabelKey] = string(label)
+	}
+	var entrypoint []string
+	if p.Recipe.Binary != "" {
+		entrypoint = []string{"/" + p.Recipe.Binary}
 	}
 	cfg := &v1.ConfigFile{
 		Architecture: arch,
 		OS:           "linux",
 		Created:      v1.Time{Time: epoch},
 		Config: v1.Config{
-			Entrypoint: []string{"/" + p.Recipe.Binary},
+			Entrypoint: entrypoint,
 			Cmd:        p.Recipe.Cmd,
 			Env:        []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
 			WorkingDir: "/",
@@ -411,7 +482,7 @@ func assemble(p *Package, layer v1.Layer, arch string, epoch time.Time, auditJSO
 	}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.ConfigFile(img, cfg)
+	img, err := mutate.ConfigFile(img, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pkgbuild: %w", err)
 	}

@@ -119,10 +119,7 @@ func packageRef(c *cache.Cache, build bool, log io.Writer) func(ctx context.Cont
 		if err != nil {
 			return "", err
 		}
-		ref, err := pkgbuild.Ref(ctx, p, pkgbuild.Options{})
-		if err != nil {
-			return "", err
-		}
+		ref := pkgbuild.Ref(ctx, p, pkgbuild.Options{})
 		if _, _, err := c.Image(ref); err == nil || !build {
 			return ref, nil
 		}
