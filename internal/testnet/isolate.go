@@ -187,7 +187,7 @@ func isolated() bool {
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		missing(t, "this test needs root (it creates network namespaces)")
+		Unavailable(t, "this test needs root")
 	}
 }
 
@@ -197,7 +197,7 @@ func RequireTools(t testing.TB, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		if _, err := exec.LookPath(name); err != nil {
-			missing(t, fmt.Sprintf("this test needs %s (run `make deps`): %v", name, err))
+			Unavailable(t, fmt.Sprintf("this test needs %s (run `make deps`): %v", name, err))
 		}
 	}
 }
@@ -213,7 +213,9 @@ func RequireIsolated(t testing.TB) {
 	}
 }
 
-func missing(t testing.TB, why string) {
+// Unavailable skips a test that lacks a tool, root or the network, or
+// fails it under CI=true, where that means a broken set-up.
+func Unavailable(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(why + " (failing rather than skipping under CI=true)")

@@ -274,7 +274,7 @@ func (b *builder) container(ctx context.Context, dir string, img *lkfile.Image) 
 		}
 		digest = d.String()
 	}
-	readonly := img.Readonly != nil && *img.Readonly || img.Readonly == nil && label.Readonly != nil && *label.Readonly
+	readonly := img.ReadonlyRoot(label)
 	root := path.Join(dir, "rootfs")
 	if !readonly {
 		root = path.Join(dir, "lower")

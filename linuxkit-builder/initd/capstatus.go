@@ -1,88 +1,38 @@
 package initd
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/dyad-project/dyad/internal/capname"
+	"github.com/dyad-project/dyad/internal/procstatus"
 )
 
-// procIdentity is what the status line reports of a container's first
+// identity is what the status line reports of a container's first
 // process, read from /proc/PID/status once runc has created it: by then
 // runc has set its user, capabilities and no_new_privs, and the process
 // waits to exec the container's command.
-type procIdentity struct {
-	UID        string // effective uid
-	CapBnd     uint64
-	CapEff     uint64
-	NoNewPrivs string
-}
+type identity procstatus.Status
 
 // readIdentity reads /proc/PID/status under proc.
-func readIdentity(proc string, pid int) (procIdentity, error) {
-	f, err := os.Open(filepath.Join(proc, strconv.Itoa(pid), "status"))
-	if err != nil {
-		return procIdentity{}, err
-	}
-	defer f.Close()
-	return parseIdentity(f)
-}
-
-// parseIdentity reads the fields of a /proc/PID/status text (proc(5)).
-func parseIdentity(r io.Reader) (procIdentity, error) {
-	var id procIdentity
-	have := map[string]bool{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		val = strings.TrimSpace(val)
-		var err error
-		switch key {
-		case "Uid": // real, effective, saved, file system
-			f := strings.Fields(val)
-			if len(f) < 2 {
-				return id, fmt.Errorf("status: Uid: %q", val)
-			}
-			id.UID = f[1]
-		case "CapBnd":
-			id.CapBnd, err = strconv.ParseUint(val, 16, 64)
-		case "CapEff":
-			id.CapEff, err = strconv.ParseUint(val, 16, 64)
-		case "NoNewPrivs":
-			id.NoNewPrivs = val
-		default:
-			continue
-		}
-		if err != nil {
-			return id, fmt.Errorf("status: %s: %w", key, err)
-		}
-		have[key] = true
-	}
-	if err := sc.Err(); err != nil {
-		return id, err
-	}
-	for _, k := range []string{"Uid", "CapBnd", "CapEff", "NoNewPrivs"} {
-		if !have[k] {
-			return id, fmt.Errorf("status: no %s", k)
-		}
-	}
-	return id, nil
+func readIdentity(proc string, pid int) (identity, error) {
+	s, err := procstatus.Read(filepath.Join(proc, strconv.Itoa(pid), "status"))
+	return identity(s), err
 }
 
 // String is the part of the status line after the pid:
-// "uid 0 CapBnd CAP_NET_ADMIN,CAP_NET_RAW CapEff ... NoNewPrivs 0".
-func (id procIdentity) String() string {
-	return fmt.Sprintf("uid %s CapBnd %s CapEff %s NoNewPrivs %s",
-		id.UID, capList(id.CapBnd), capList(id.CapEff), id.NoNewPrivs)
+// "uid 0 CapBnd CAP_NET_ADMIN,CAP_NET_RAW CapEff ... NoNewPrivs 0"; the
+// uid is the effective one.
+func (id identity) String() string {
+	nnp := 0
+	if id.NoNewPrivs {
+		nnp = 1
+	}
+	return fmt.Sprintf("uid %d CapBnd %s CapEff %s NoNewPrivs %d",
+		id.UID[1], capList(id.CapBnd), capList(id.CapEff), nnp)
 }
 
 // capList names the capabilities of a mask, sorted by name and joined

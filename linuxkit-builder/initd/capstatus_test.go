@@ -1,10 +1,11 @@
 package initd
 
 import (
-	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/dyad-project/dyad/internal/procstatus"
 )
 
 // statusText is a /proc/PID/status of kernel 6.1, for a process with the
@@ -77,7 +78,8 @@ func TestStatusLine(t *testing.T) {
 			"init: onboot 000-dhcpcd: pid 123 uid 0 CapBnd none CapEff none NoNewPrivs 0",
 		},
 	} {
-		id, err := parseIdentity(strings.NewReader(tc.status))
+		s, err := procstatus.Parse([]byte(tc.status))
+		id := identity(s)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
@@ -100,7 +102,7 @@ func TestStatusErrors(t *testing.T) {
 		{"short Uid", strings.Replace(full, "Uid:\t0\t0\t0\t0", "Uid:\t0", 1)},
 		{"empty", ""},
 	} {
-		if _, err := parseIdentity(strings.NewReader(tc.status)); err == nil {
+		if _, err := procstatus.Parse([]byte(tc.status)); err == nil {
 			t.Errorf("%s: no error", tc.name)
 		}
 	}
@@ -112,10 +114,7 @@ func TestOwnStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprint(os.Geteuid()); id.UID != want {
-		t.Errorf("uid %s, want %s", id.UID, want)
-	}
-	if id.NoNewPrivs != "0" && id.NoNewPrivs != "1" {
-		t.Errorf("NoNewPrivs %q", id.NoNewPrivs)
+	if want := uint32(os.Geteuid()); id.UID[1] != want {
+		t.Errorf("uid %d, want %d", id.UID[1], want)
 	}
 }

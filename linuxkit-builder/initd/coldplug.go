@@ -1,7 +1,6 @@
 package initd
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -45,14 +44,14 @@ type ColdplugResult struct {
 // while a pass loads something, at most maxColdplugPasses times. A
 // modalias no module matches is the common case (built-in drivers, or no
 // driver at all) and not an error.
-func Coldplug(ctx context.Context, devices string, k *Kmod) ColdplugResult {
+func Coldplug(devices string, k *Kmod) ColdplugResult {
 	res := ColdplugResult{Failed: map[string]error{}}
 	if k.mods == nil {
 		res.Failed["modules"] = errNoModules
 		return res
 	}
 	seen := map[string]bool{}
-	for res.Passes < maxColdplugPasses && ctx.Err() == nil {
+	for res.Passes < maxColdplugPasses {
 		res.Passes++
 		aliases, err := Modaliases(devices)
 		if err != nil {

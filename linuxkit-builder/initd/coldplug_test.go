@@ -1,7 +1,6 @@
 package initd
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -89,7 +88,7 @@ func TestColdplug(t *testing.T) {
 				writeFile(t, filepath.Join(sys, "module", m, "initstate"), "live\n", 0o444)
 			}
 			k := NewKmod(testModules(t), load, filepath.Join(sys, "module"))
-			res := Coldplug(context.Background(), filepath.Join(sys, "devices"), k)
+			res := Coldplug(filepath.Join(sys, "devices"), k)
 			if !slices.Equal(res.Loaded, tc.wantLoaded) {
 				t.Errorf("loaded %q\nwant   %q", res.Loaded, tc.wantLoaded)
 			}

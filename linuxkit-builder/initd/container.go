@@ -119,7 +119,7 @@ func readPidFile(name string) (int, error) {
 
 // finish waits for c to exit, or stops it when ctx ends, then deletes it.
 // It returns how the process ended, and false if it would not.
-func (in *Init) finish(ctx context.Context, c *container, grace time.Duration) (unix.WaitStatus, bool) {
+func (in *Init) finish(ctx context.Context, c *container) (unix.WaitStatus, bool) {
 	var ws unix.WaitStatus
 	ok := true
 	select {
@@ -129,15 +129,17 @@ func (in *Init) finish(ctx context.Context, c *container, grace time.Duration) (
 		if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
 			in.logf(c.bundle, "%v", cause)
 		}
-		ws, ok = in.stop(c, grace)
+		ws, ok = in.stop(c)
 	}
 	in.delete(c.bundle)
 	c.create.drain()
 	return ws, ok
 }
 
-// stop stops c: SIGTERM, and SIGKILL if it is still there after grace.
-func (in *Init) stop(c *container, grace time.Duration) (unix.WaitStatus, bool) {
+// stop stops c: SIGTERM, and SIGKILL if it is still there after
+// in.stopGrace.
+func (in *Init) stop(c *container) (unix.WaitStatus, bool) {
+	grace := in.stopGrace
 	// The context that ended is the one that asked for the stop; the
 	// commands get their own time.
 	bg := context.Background()
@@ -146,10 +148,8 @@ func (in *Init) stop(c *container, grace time.Duration) (unix.WaitStatus, bool) 
 		if err := in.runc.run(bg, c.name, "kill", c.name, "TERM"); err != nil {
 			in.logf(c.bundle, "%v", err)
 		}
-		select {
-		case ws := <-c.exited:
+		if ws, ok := waitExit(c.exited, grace); ok {
 			return ws, true
-		case <-time.After(grace):
 		}
 		in.logf(c.bundle, "still running after %v: SIGKILL", grace)
 	}
@@ -157,21 +157,13 @@ func (in *Init) stop(c *container, grace time.Duration) (unix.WaitStatus, bool) 
 		in.logf(c.bundle, "%v", err)
 		_ = unix.Kill(c.pid, unix.SIGKILL)
 	}
-	select {
-	case ws := <-c.exited:
-		return ws, true
-	case <-time.After(killWait):
-		return 0, false
-	}
+	return waitExit(c.exited, killWait)
 }
 
 // discard removes a container that was created but will not run.
 func (in *Init) discard(c *container) {
 	in.delete(c.bundle)
-	select {
-	case <-c.exited:
-	case <-time.After(killWait):
-	}
+	waitExit(c.exited, killWait)
 	c.create.drain()
 }
 
@@ -194,7 +186,7 @@ func (in *Init) prepareBundle(b bundle) (imageconfig.Runtime, error) {
 
 // runToCompletion runs the container of b until it exits, or until ctx
 // ends, and logs how it ended.
-func (in *Init) runToCompletion(ctx context.Context, b bundle, grace time.Duration) {
+func (in *Init) runToCompletion(ctx context.Context, b bundle) {
 	rt, err := in.prepareBundle(b)
 	if err != nil {
 		in.logf(b, "%v", err)
@@ -205,7 +197,7 @@ func (in *Init) runToCompletion(ctx context.Context, b bundle, grace time.Durati
 		in.logf(b, "%v", err)
 		return
 	}
-	ws, ok := in.finish(ctx, c, grace)
+	ws, ok := in.finish(ctx, c)
 	if !ok {
 		in.logf(b, "pid %d did not exit", c.pid)
 		return
@@ -234,7 +226,7 @@ func (in *Init) runInOrder(ctx context.Context, dir, kind string, timeout time.D
 				cctx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("still running after %v", timeout))
 				defer cancel()
 			}
-			in.runToCompletion(cctx, b, in.stopGrace)
+			in.runToCompletion(cctx, b)
 		}()
 	}
 }

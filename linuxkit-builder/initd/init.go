@@ -51,7 +51,6 @@ func (p Paths) containers(kind string) string {
 // Init runs the containers of one system.
 type Init struct {
 	con       *Console
-	paths     Paths
 	host      *host
 	runc      *runc
 	reaper    *Reaper
@@ -68,14 +67,12 @@ type Init struct {
 // reaps; kmod (which may be nil) loads the modules mounts and links need.
 func newInit(con *Console, p Paths, reaper *Reaper, kmod *Kmod) *Init {
 	return &Init{
-		con:   con,
-		paths: p,
+		con: con,
 		host: &host{
 			root:    p.Root,
 			proc:    p.Proc,
 			cgroup:  filepath.Join(p.Sys, "fs/cgroup"),
 			mounter: mounter{kmod: kmod},
-			kmod:    kmod,
 		},
 		runc: &runc{
 			path:   p.Runc,
@@ -180,8 +177,7 @@ func boot(con *Console, p Paths, reaper *Reaper) (*Init, error) {
 	if err := unix.Mount("", p.Root, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
 		con.Logf("make %s rshared: %v", p.Root, err)
 	}
-	mods, modErr := LoadModules(p.Modules)
-	kmod := NewKmod(mods, FinitModule, filepath.Join(p.Sys, "module"))
+	kmod, modErr := systemKmod(p)
 	if err := mountSystem(p.Root, mounter{kmod: kmod}, con); err != nil {
 		return nil, err
 	}
@@ -200,7 +196,7 @@ func boot(con *Console, p Paths, reaper *Reaper) (*Init, error) {
 		con.Logf("coldplug: no modules: %v", modErr)
 	} else {
 		start := time.Now()
-		res := Coldplug(context.Background(), filepath.Join(p.Sys, "devices"), kmod)
+		res := Coldplug(filepath.Join(p.Sys, "devices"), kmod)
 		loaded := strings.Join(res.Loaded, " ")
 		if loaded == "" {
 			loaded = "nothing"
@@ -257,6 +253,13 @@ func fatal(con *Console, err error) {
 	hang()
 }
 
+// systemKmod is the module loader of the running kernel; without
+// modules data it loads nothing, and the error says why.
+func systemKmod(p Paths) (*Kmod, error) {
+	mods, err := LoadModules(p.Modules)
+	return NewKmod(mods, FinitModule, filepath.Join(p.Sys, "module")), err
+}
+
 // modprobeArgs recognizes the kernel's call of its modprobe helper:
 // "modprobe -q -- NAME".
 func modprobeArgs(args []string) (string, bool) {
@@ -271,9 +274,9 @@ func modprobeArgs(args []string) (string, bool) {
 func modprobe(name string) int {
 	p, err := DefaultPaths()
 	if err == nil {
-		var mods *Modules
-		if mods, err = LoadModules(p.Modules); err == nil {
-			_, err = NewKmod(mods, FinitModule, filepath.Join(p.Sys, "module")).LoadAlias(name)
+		var kmod *Kmod
+		if kmod, err = systemKmod(p); err == nil {
+			_, err = kmod.LoadAlias(name)
 		}
 	}
 	if err != nil {

@@ -54,8 +54,8 @@ func (h *host) applyInterface(pid, i int, iface imageconfig.Interface) error {
 	// The kernel asks modprobe for the module of a link kind it does not
 	// know; init is that modprobe, but loading it here first does not
 	// depend on it. A kind that is built in has no module: fine.
-	if h.kmod != nil {
-		_, _ = h.kmod.LoadAlias("rtnl-link-" + kind)
+	if h.mounter.kmod != nil {
+		_, _ = h.mounter.kmod.LoadAlias("rtnl-link-" + kind)
 	}
 	// The kernel refuses a new link whose name is taken in the namespace
 	// that asks, even when the link is made in another one: "eth0" in a

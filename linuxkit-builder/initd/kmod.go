@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -23,8 +24,7 @@ func FinitModule(file string) error {
 	}
 	defer f.Close()
 	flags := 0
-	switch filepath.Ext(file) {
-	case ".xz", ".zst", ".gz":
+	if slices.Contains(compressedExts, filepath.Ext(file)) {
 		flags |= unix.MODULE_INIT_COMPRESSED_FILE
 	}
 	err = unix.FinitModule(int(f.Fd()), "", flags)

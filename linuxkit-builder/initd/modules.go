@@ -147,11 +147,15 @@ func eachLine(r io.Reader, fn func(n int, line string) error) error {
 	return sc.Err()
 }
 
+// compressedExts are the suffixes of compressed module files, which the
+// kernel decompresses itself.
+var compressedExts = []string{".xz", ".zst", ".gz"}
+
 // ModuleName is the name the kernel knows a module file by: its base name
 // without the .ko (and any compression) suffix, dashes made underscores.
 func ModuleName(p string) string {
 	name := path.Base(p)
-	for _, ext := range []string{".xz", ".zst", ".gz"} {
+	for _, ext := range compressedExts {
 		name = strings.TrimSuffix(name, ext)
 	}
 	return strings.ReplaceAll(strings.TrimSuffix(name, ".ko"), "-", "_")

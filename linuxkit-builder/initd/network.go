@@ -91,11 +91,7 @@ func prepareResolvConf(root string) error {
 		}
 	}
 	if to, err := os.Readlink(etc); err == nil && to == resolvConfTarget {
-		f, err := os.OpenFile(filepath.Join(root, resolvConfTarget), os.O_CREATE|os.O_RDONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		f.Close()
+		return touch(filepath.Join(root, resolvConfTarget))
 	}
 	return nil
 }

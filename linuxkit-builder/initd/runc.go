@@ -92,11 +92,19 @@ func (p *proc) wait(ctx context.Context, timeout time.Duration) (unix.WaitStatus
 		err = errTimeout
 	}
 	_ = unix.Kill(p.pid, unix.SIGKILL)
-	select {
-	case ws := <-p.exited:
+	if ws, ok := waitExit(p.exited, killWait); ok {
 		return ws, err
-	case <-time.After(killWait):
-		return 0, fmt.Errorf("%w, and still there %v after SIGKILL", err, killWait)
+	}
+	return 0, fmt.Errorf("%w, and still there %v after SIGKILL", err, killWait)
+}
+
+// waitExit waits at most d for a process's exit status.
+func waitExit(exited <-chan unix.WaitStatus, d time.Duration) (unix.WaitStatus, bool) {
+	select {
+	case ws := <-exited:
+		return ws, true
+	case <-time.After(d):
+		return 0, false
 	}
 }
 
@@ -108,39 +116,37 @@ func (p *proc) drain() {
 	}
 }
 
-// run runs one runc command to completion.
-func (rc *runc) run(ctx context.Context, name string, args ...string) error {
+// exec runs one runc command and waits for runc to exit, which must be
+// with status 0. The proc is nil only when runc did not start.
+func (rc *runc) exec(ctx context.Context, name string, args ...string) (*proc, error) {
 	p, err := rc.spawn(name, args...)
 	if err != nil {
-		return fmt.Errorf("runc %s: %w", args[0], err)
+		return nil, fmt.Errorf("runc %s: %w", args[0], err)
 	}
 	ws, err := p.wait(ctx, runcTimeout)
-	p.drain()
 	if err != nil {
-		return fmt.Errorf("runc %s: %w", args[0], err)
+		return p, fmt.Errorf("runc %s: %w", args[0], err)
 	}
-	if ws.Exited() && ws.ExitStatus() == 0 {
-		return nil
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		return p, fmt.Errorf("runc %s: %s", args[0], describeExit(ws))
 	}
-	return fmt.Errorf("runc %s: %s", args[0], describeExit(ws))
+	return p, nil
+}
+
+// run runs one runc command to completion, its output included.
+func (rc *runc) run(ctx context.Context, name string, args ...string) error {
+	p, err := rc.exec(ctx, name, args...)
+	if p != nil {
+		p.drain()
+	}
+	return err
 }
 
 // create runs `runc create` for the bundle at dir. The pipe it gets stays
 // the container's stdout and stderr after runc exits: the returned proc is
 // runc's, and its copied closes only when the container's output ends.
 func (rc *runc) create(ctx context.Context, name, dir, pidFile string) (*proc, error) {
-	p, err := rc.spawn(name, "create", "--bundle", dir, "--pid-file", pidFile, name)
-	if err != nil {
-		return nil, fmt.Errorf("runc create: %w", err)
-	}
-	ws, err := p.wait(ctx, runcTimeout)
-	if err != nil {
-		return p, fmt.Errorf("runc create: %w", err)
-	}
-	if !ws.Exited() || ws.ExitStatus() != 0 {
-		return p, fmt.Errorf("runc create: %s", describeExit(ws))
-	}
-	return p, nil
+	return rc.exec(ctx, name, "create", "--bundle", dir, "--pid-file", pidFile, name)
 }
 
 // exists reports whether runc has state for container name.

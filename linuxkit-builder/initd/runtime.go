@@ -24,7 +24,6 @@ type host struct {
 	proc    string
 	cgroup  string
 	mounter mounter
-	kmod    *Kmod // for the link types of interfaces; may be nil
 }
 
 // path maps an absolute path of a runtime.json onto the host.
@@ -150,17 +149,23 @@ func (h *host) overlayData(data []string) ([]string, error) {
 func makeMountPoint(src, dst string, bind bool) error {
 	if bind {
 		if fi, err := os.Stat(src); err == nil && !fi.IsDir() {
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(dst, os.O_CREATE|os.O_RDONLY, 0o644)
-			if err != nil {
-				return err
-			}
-			return f.Close()
+			return touch(dst)
 		}
 	}
 	return os.MkdirAll(dst, 0o755)
+}
+
+// touch makes an empty file at name, and its parents, unless it exists:
+// a mount point for a file.
+func touch(name string) error {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // bindNamespaces binds the namespaces of process pid at the paths
@@ -181,14 +186,9 @@ func (h *host) bindNamespaces(pid int, ns *imageconfig.Namespaces) error {
 			continue
 		}
 		target := h.path(*b.path)
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		if err := touch(target); err != nil {
 			return fmt.Errorf("bindNS %s: %w", b.kind, err)
 		}
-		f, err := os.OpenFile(target, os.O_CREATE|os.O_RDONLY, 0o644)
-		if err != nil {
-			return fmt.Errorf("bindNS %s: %w", b.kind, err)
-		}
-		f.Close()
 		_ = unix.Unmount(target, unix.MNT_DETACH) // EINVAL when nothing is bound there
 		src := filepath.Join(h.proc, strconv.Itoa(pid), "ns", b.kind)
 		if err := h.mounter.mount(src, target, "", unix.MS_BIND, ""); err != nil {

@@ -75,7 +75,7 @@ func (in *Init) supervise(ctx context.Context, b bundle) {
 		if c, err := in.start(ctx, b, rt); err != nil {
 			what = err.Error()
 		} else {
-			ws, ok := in.finish(ctx, c, in.stopGrace)
+			ws, ok := in.finish(ctx, c)
 			switch {
 			case !ok:
 				what = "would not exit"

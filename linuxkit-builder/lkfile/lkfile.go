@@ -34,7 +34,7 @@ type File struct {
 
 	// Sources are the files read, in order.
 	Sources []string `yaml:"-"`
-	// Dirs holds, for each init entry, the directory of the file that named
+	// InitDirs holds, for each init entry, the directory of the file that named
 	// it, against which an @pkg: path is read.
 	InitDirs []string `yaml:"-"`
 }

@@ -44,7 +44,7 @@ func Spec(img *Image, label imageconfig.Config, def ImageDefaults, ids IDs) (*sp
 	args := pick(def.Args, label.Command, y.Command)
 	env := pick(def.Env, label.Env, y.Env)
 	cwd := firstSet(y.Cwd, label.Cwd, def.Cwd, "/")
-	readonly := pickBool(label.Readonly, y.Readonly)
+	readonly := img.ReadonlyRoot(label)
 
 	mounts, err := mounts(label, y, readonly)
 	if err != nil {
@@ -67,16 +67,16 @@ func Spec(img *Image, label imageconfig.Config, def ImageDefaults, ids IDs) (*sp
 		rlimits = append(rlimits, rl)
 	}
 
-	uid, err := ResolveID(pickID(label.UID, y.UID), ids.Users, "user")
+	uid, err := ResolveID(pickPtr(label.UID, y.UID), ids.Users, "user")
 	if err != nil {
 		return nil, imageconfig.Runtime{}, err
 	}
-	gid, err := ResolveID(pickID(label.GID, y.GID), ids.Groups, "group")
+	gid, err := ResolveID(pickPtr(label.GID, y.GID), ids.Groups, "group")
 	if err != nil {
 		return nil, imageconfig.Runtime{}, err
 	}
 	var groups []uint32
-	for _, g := range pickIDs(label.AdditionalGids, y.AdditionalGids) {
+	for _, g := range pick(nil, label.AdditionalGids, y.AdditionalGids) {
 		n, err := ResolveID(&g, ids.Groups, "group")
 		if err != nil {
 			return nil, imageconfig.Runtime{}, err
@@ -141,6 +141,12 @@ func Spec(img *Image, label imageconfig.Config, def ImageDefaults, ids IDs) (*sp
 		},
 	}
 	return spec, runtimeOf(label.Runtime, y.Runtime), nil
+}
+
+// ReadonlyRoot says whether the container's root is read-only: the
+// YAML's readonly if set, else its image's label's.
+func (img *Image) ReadonlyRoot(label imageconfig.Config) bool {
+	return pickBool(label.Readonly, img.Readonly)
 }
 
 // mounts are the container's mounts, sorted by destination so that /dev
@@ -397,10 +403,6 @@ func pickBool(label, yaml *bool) bool { return derefOr(pickPtr(label, yaml), fal
 func pickMap(label, yaml *map[string]string) map[string]string {
 	return derefOr(pickPtr(label, yaml), nil)
 }
-
-func pickID(label, yaml *imageconfig.ID) *imageconfig.ID { return pickPtr(label, yaml) }
-
-func pickIDs(label, yaml *[]imageconfig.ID) []imageconfig.ID { return pick(nil, label, yaml) }
 
 func derefOr[T any](p *T, def T) T {
 	if p == nil {

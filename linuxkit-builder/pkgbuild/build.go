@@ -54,6 +54,7 @@ const (
 	downloadTimeout = 10 * time.Minute
 	toolTimeout     = 5 * time.Minute
 	gitTimeout      = 30 * time.Second
+	auditTimeout    = 30 * time.Second
 )
 
 // Options tune a build.
@@ -65,12 +66,12 @@ type Options struct {
 	Org string
 	// Log receives the go build command line and its output.
 	Log io.Writer
-	// Downloads is a directory that keeps the Debian packages a build
-	// downloads, so that later builds reuse them: a package is fetched
-	// again only when no file there has its name, version and the
-	// archive's SHA256. Empty: every build downloads into a temporary
-	// directory.
-	Downloads string
+	// downloads is a directory that keeps the Debian packages a build
+	// downloads, so that later builds reuse them (the tests set it): a
+	// package is fetched again only when no file there has its name,
+	// version and the archive's SHA256. Empty: every build downloads into
+	// a temporary directory.
+	downloads string
 }
 
 // Result is a built image.
@@ -372,7 +373,7 @@ func runAudit(ctx context.Context, p *Package, bin string) ([]byte, error) {
 	if len(p.Recipe.Audit) == 0 {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, auditTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, p.Recipe.Audit...)
 	cmd.Env = []string{} // nothing of the builder's environment

@@ -37,7 +37,7 @@ const maxMetaDepth = 3
 
 // fetchDeb downloads and unpacks the package name (the package of the
 // recipe's key) under tmp, or, when name is a meta-package, the package it
-// depends on. keep is Options.Downloads.
+// depends on. keep is Options.downloads.
 func fetchDeb(ctx context.Context, key, name, tmp, keep string) (*debPackage, error) {
 	want := name
 	for range maxMetaDepth {
@@ -347,7 +347,7 @@ func keepFile(file, dir, name string) (string, error) {
 // deb puts DEB_FILES and DEB_LINKS in the layer.
 func (b *builder) deb(ctx context.Context) error {
 	d := b.p.Recipe.Deb
-	pkg, err := fetchDeb(ctx, "DEB", d.Package, b.tmp, b.opt.Downloads)
+	pkg, err := fetchDeb(ctx, "DEB", d.Package, b.tmp, b.opt.downloads)
 	if err != nil {
 		return err
 	}

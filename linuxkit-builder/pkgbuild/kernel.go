@@ -22,7 +22,7 @@ var kernelVersionRE = regexp.MustCompile(`^[0-9][A-Za-z0-9._+-]*$`)
 // (lib/modules/VERSION/...), /System.map and /config.
 func (b *builder) kernel(ctx context.Context, epoch time.Time) error {
 	name := b.p.Recipe.Kernel
-	pkg, err := fetchDeb(ctx, "KERNEL", name, b.tmp, b.opt.Downloads)
+	pkg, err := fetchDeb(ctx, "KERNEL", name, b.tmp, b.opt.downloads)
 	if err != nil {
 		return err
 	}

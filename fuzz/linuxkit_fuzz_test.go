@@ -1,0 +1,103 @@
+package fuzz
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/dyad-project/dyad/internal/capname"
+	"github.com/dyad-project/dyad/linuxkit-builder/assemble"
+	"github.com/dyad-project/dyad/linuxkit-builder/imageconfig"
+	"github.com/dyad-project/dyad/linuxkit-builder/lkfile"
+)
+
+// FuzzLinuxKitYAML covers dyad build's reader of LinuxKit YAML files,
+// which come from anywhere, and the merge of each entry with its image's
+// label into an OCI spec. The invariants: no panic; every container of a
+// file that parses gets a spec whose capabilities are all known names.
+func FuzzLinuxKitYAML(f *testing.F) {
+	f.Add([]byte("kernel:\n  image: linuxkit/kernel:6.12.59\n  cmdline: console=ttyS0\ninit:\n  - linuxkit/init:1\nonboot:\n  - name: dhcpcd\n    image: dyad/dhcp:1\n    command: [\"/sbin/dhcpcd\", \"-1\"]\n    binds.add: [/a:/b]\n"),
+		[]byte(`{"capabilities":["CAP_NET_ADMIN"],"binds":["/run/resolvconf:/etc"],"readonly":true,"runtime":{"mkdir":["/run/x"]}}`))
+	f.Add([]byte("services:\n  - name: s\n    image: nginx:1\n    capabilities: [all]\n    uid: www\n    rlimits: [\"nofile,1,unlimited\"]\n    tmpfs: [\"/tmp:size=1m\"]\nvolumes:\n  - name: v\nfiles:\n  - path: etc/x\n    contents: y\n    mode: \"0644\"\n"),
+		[]byte(`{"ambient":["CAP_KILL"],"mounts":[{"type":"proc","destination":"/proc"}],"net":"new"}`))
+	f.Fuzz(func(t *testing.T, yml, label []byte) {
+		file, err := lkfile.Parse("f.yml", ".", yml)
+		if err != nil {
+			return
+		}
+		merged, err := lkfile.Merge(file)
+		if err != nil {
+			return
+		}
+		cfg, err := imageconfig.ParseLabel(label)
+		if err != nil {
+			cfg = imageconfig.Config{}
+		}
+		ids := lkfile.IDs{Users: map[string]uint32{"www": 33}, Groups: map[string]uint32{}}
+		for _, sec := range [][]*lkfile.Image{merged.Onboot, merged.Onshutdown, merged.Services} {
+			for _, img := range sec {
+				spec, _, err := lkfile.Spec(img, cfg, lkfile.ImageDefaults{}, ids)
+				if err != nil {
+					continue
+				}
+				for _, c := range spec.Process.Capabilities.Bounding {
+					if _, ok := capname.Number(c); !ok {
+						t.Fatalf("the spec of %s holds the unknown capability %q", img.Name, c)
+					}
+				}
+			}
+		}
+	})
+}
+
+// FuzzImageLayer covers the assembler's reader of an image's layers, the
+// tar streams of any image pulled from a registry, which it unpacks into
+// a container's root. The invariants: no panic; nothing lands outside the
+// container's directory but the directories above it; the tree writes out
+// as a tar and as a cpio.
+func FuzzImageLayer(f *testing.F) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "usr/bin/x", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 1},
+		{Name: "sbin/y", Typeflag: tar.TypeSymlink, Linkname: "/usr/bin/x"},
+		{Name: "usr/bin/z", Typeflag: tar.TypeLink, Linkname: "usr/bin/x"},
+		{Name: "../../etc/passwd", Typeflag: tar.TypeReg, Size: 1},
+		{Name: "dev/null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3},
+	} {
+		tw.WriteHeader(h)
+		tw.Write(make([]byte, h.Size))
+	}
+	tw.Close()
+	f.Add(buf.Bytes())
+	const prefix = "containers/onboot/000-x/rootfs"
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tree := assemble.NewTree()
+		if err := tree.AddTar(prefix, bytes.NewReader(b), nil); err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := tree.WriteTar(&out, assemble.Epoch); err != nil {
+			t.Fatalf("the tree does not write as a tar: %v", err)
+		}
+		if err := tree.WriteCpio(io.Discard, assemble.Epoch); err != nil {
+			t.Fatalf("the tree does not write as a cpio: %v", err)
+		}
+		tr := tar.NewReader(&out)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("the tar written back does not read: %v", err)
+			}
+			name := strings.TrimSuffix(h.Name, "/")
+			if !strings.HasPrefix(name+"/", prefix+"/") && !strings.HasPrefix(prefix+"/", name+"/") {
+				t.Fatalf("%q lies outside %s", h.Name, prefix)
+			}
+		}
+	})
+}
