@@ -42,9 +42,11 @@ test: deps build
 run: deps build
 	BIN=$(BIN) scripts/demo
 
-# dyad-dhcp side by side with its peers (bench/); results in bench/RESULTS.md.
+# dyad-dhcp side by side with its peers (bench/RESULTS.md), and the
+# LinuxKit image booted in QEMU with dyad's DHCP image and with udhcpc
+# (bench/RESULTS-vm.md).
 bench: deps build
-	DYAD_BENCH=1 DYAD_BENCH_CMD='make bench' $(GO) test -count=1 -timeout 15m -run '^TestBenchDHCP$$' -v ./bench/
+	DYAD_BENCH=1 DYAD_BENCH_CMD='make bench' $(GO) test -count=1 -timeout 60m -run '^TestBench(DHCP|VM)$$' -v ./bench/
 
 # Every image of images/ into the cache (~/.cache/dyad, or $DYAD_CACHE).
 images: build

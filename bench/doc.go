@@ -12,4 +12,11 @@
 // libraries the DHCP client is built on, to show how much of dyad-dhcp's
 // memory any Go process of its kind holds. The latest full run is in
 // RESULTS.md.
+//
+// TestBenchVM boots examples/dhcp.yml's image in QEMU, and the same image
+// with busybox udhcpc as its onboot DHCP step (an image only the benchmark
+// builds), and reads from the serial console how long each takes from
+// QEMU's start to the address; it also times warm builds of the example
+// with dyad build and reports the initrd's size. The latest full run is
+// in RESULTS-vm.md.
 package bench

@@ -14,8 +14,8 @@ var Formats = []string{"kernel+initrd", "tar"}
 // Write writes res in format into dir, named after name, as LinuxKit
 // names its outputs: kernel+initrd makes NAME-kernel, NAME-initrd.img (a
 // gzip'd newc cpio) and NAME-cmdline; tar makes NAME.tar of the root
-// tree. Each file is written whole or not at all. It returns the paths
-// written.
+// tree. dir is created if need be. Each file is written whole or not
+// at all. It returns the paths written.
 func Write(res *Result, format, dir, name string) ([]string, error) {
 	switch format {
 	case "kernel+initrd":
@@ -61,6 +61,10 @@ func initrd(w *bufio.Writer, res *Result) error {
 // writeFile writes a file through a temporary file in the same directory
 // and renames it into place, so that a failed build leaves no half file.
 func writeFile(name string, write func(w *bufio.Writer) error) error {
+	// As linuxkit build -dir does, make the output directory.
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
 	if err != nil {
 		return err

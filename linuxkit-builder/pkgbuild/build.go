@@ -189,11 +189,22 @@ func (b *builder) programs(ctx context.Context) error {
 		}
 	}
 	for _, f := range r.Files {
-		data, err := os.ReadFile(filepath.Join(b.p.Dir, f.Source))
+		src := filepath.Join(b.p.Dir, f.Source)
+		data, err := os.ReadFile(src)
 		if err != nil {
 			return fmt.Errorf("pkgbuild: %w", err)
 		}
-		if err := b.files.file(f.Path, 0o644, data); err != nil {
+		fi, err := os.Stat(src)
+		if err != nil {
+			return fmt.Errorf("pkgbuild: %w", err)
+		}
+		// Only the execute bit is taken from the source, as git keeps
+		// it: the image stays the same whatever the umask of a checkout.
+		mode := int64(0o644)
+		if fi.Mode()&0o111 != 0 {
+			mode = 0o755
+		}
+		if err := b.files.file(f.Path, mode, data); err != nil {
 			return err
 		}
 	}

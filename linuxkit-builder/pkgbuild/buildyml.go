@@ -20,7 +20,8 @@
 //	ENGINE_USER  NAME:UID:GID, written to /etc/passwd and /etc/group
 //	             (without it the image has no /etc); needed by AUDIT and
 //	             LAUNCHER
-//	FILES        SOURCE:PATH,...: files of the package directory
+//	FILES        SOURCE:PATH,...: files of the package directory, mode
+//	             0755 if the source is executable, else 0644
 //	DIRS         empty directories, for mount points
 //	AUDIT        arguments with which BINARY prints its audit
 //	LAUNCHER     GO_PACKAGE:PATH: engine-exec, set-user-ID to ENGINE_USER

@@ -282,6 +282,43 @@ func TestBuildBusyboxImages(t *testing.T) {
 	}
 }
 
+// TestFilesKeepTheExecuteBit builds a package whose FILES are one script
+// with the execute bit and one file without: the image keeps the bit and
+// nothing else of the source's mode.
+func TestFilesKeepTheExecuteBit(t *testing.T) {
+	requireDeb(t, "DEB", "busybox-static")
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"hook.sh": 0o700, "settings.conf": 0o600} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const recipe = `image: files
+org: test
+buildArgs:
+  - DEB=busybox-static
+  - DEB_FILES=/bin/busybox:/bin/busybox
+  - FILES=hook.sh:/hook.sh,settings.conf:/etc/settings.conf
+`
+	if err := os.WriteFile(filepath.Join(dir, "build.yml"), []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Build(context.Background(), p, Options{Tag: "test", downloads: downloads})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := readTar(t, layer(t, r.Image))
+	for name, want := range map[string]int64{"hook.sh": 0o755, "etc/settings.conf": 0o644} {
+		if h := files.hdr[name]; h == nil || h.Mode != want {
+			t.Errorf("%s: %+v, want mode %o", name, h, want)
+		}
+	}
+}
+
 // TestPoweroffScript runs poweroff.sh in the poweroff image, in a PID
 // namespace of its own whose PID 1, a shell standing in for init, says
 // whether SIGUSR2 came.
