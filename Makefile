@@ -16,7 +16,7 @@ export DYAD_BIN := $(BIN)
 GOBUILD := CGO_ENABLED=1 $(GO) build -buildmode=pie -tags netgo,osusergo -trimpath -buildvcs=false \
 	-ldflags '-s -w -buildid= -linkmode external -extldflags "-static-pie -Wl,--build-id=none"'
 
-.PHONY: all deps build test run bench images clean
+.PHONY: all deps build test run bench images clean fuzz fuzz-long fuzz-build fuzz-seeds
 
 all: build
 
@@ -47,6 +47,26 @@ run: deps build
 # (bench/RESULTS-vm.md).
 bench: deps build
 	DYAD_BENCH=1 DYAD_BENCH_CMD='make bench' $(GO) test -count=1 -timeout 60m -run '^TestBench(DHCP|VM)$$' -v ./bench/
+
+# Every fuzz target of fuzz/ with go test -fuzz, 10 s each (CI runs it);
+# fuzz-long for a campaign: make fuzz-long DURATION=2h (a target).
+fuzz: deps
+	scripts/fuzz 10s
+
+fuzz-long: deps
+	@[[ -n "$(DURATION)" ]] || { echo "make fuzz-long: say how long a target, e.g. DURATION=2h" >&2; exit 2; }
+	scripts/fuzz $(DURATION)
+
+# Every target built as a libFuzzer binary as OSS-Fuzz builds it
+# (go-118-fuzz-build and clang, in a scratch copy), each run 5 s on its
+# seeds.
+fuzz-build: deps
+	scripts/fuzz-build 5
+
+# The seed corpora captured from real exchanges, and those the targets'
+# files generate, rewritten into fuzz/testdata/fuzz/.
+fuzz-seeds: deps build
+	DYAD_FUZZ_SEEDS=1 $(GO) test -count=1 -run 'Seeds$$' ./fuzz/ ./daemons/dhcp/
 
 # Every image of images/ into the cache (~/.cache/dyad, or $DYAD_CACHE).
 images: build

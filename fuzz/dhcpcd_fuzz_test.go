@@ -9,21 +9,44 @@ import (
 	"github.com/dyad-project/dyad/daemons/dhcp"
 )
 
+type dhcpcdDialectSeed struct{ conf, args string }
+
+// dhcpcdDialectSeeds are the dhcp image's dhcpcd.conf with LinuxKit's
+// command line, and hand-made files and command lines.
+func dhcpcdDialectSeeds() []dhcpcdDialectSeed {
+	seeds := []dhcpcdDialectSeed{
+		{"interface eth0\nstatic ip_address=10.0.0.2/24\n", "-Bd4 -t5 eth0"},
+		{"option 121, domain_search\nnooption ntp_servers\nrequire routers\n", "--waitip=4 --timeout 0"},
+		{"clientid 01:02:03\nhostname \"a b\" # c\nduid lt\n", "-k"},
+		{"allowinterfaces eth*, en*\ndenyinterfaces eth9\nslaac private\n", "-z wl* -- eth0"},
+	}
+	if conf, err := os.ReadFile("../images/dhcp/dhcpcd.conf"); err == nil {
+		seeds = append(seeds, dhcpcdDialectSeed{string(conf), "--nobackground -1"})
+	}
+	return seeds
+}
+
+func TestDhcpcdDialectSeeds(t *testing.T) {
+	var seeds [][]any
+	for _, s := range dhcpcdDialectSeeds() {
+		seeds = append(seeds, []any{s.conf, s.args})
+	}
+	if err := syncSeeds("FuzzDhcpcdDialect", seeds); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // FuzzDhcpcdDialect covers the reader of dhcpcd's command line and
 // dhcpcd.conf, which dyad-dhcp takes from whoever wrote the LinuxKit file
 // or the image. The invariants: no panic; a configuration it accepts
 // passes the checks every configuration must pass, and each warning names
 // where it comes from.
+//
+// Dictionary: dhcpcd.dict
 func FuzzDhcpcdDialect(f *testing.F) {
-	conf, err := os.ReadFile("../images/dhcp/dhcpcd.conf")
-	if err != nil {
-		f.Fatal(err)
+	for _, s := range dhcpcdDialectSeeds() {
+		f.Add(s.conf, s.args)
 	}
-	f.Add(string(conf), "--nobackground -1")
-	f.Add("interface eth0\nstatic ip_address=10.0.0.2/24\n", "-Bd4 -t5 eth0")
-	f.Add("option 121, domain_search\nnooption ntp_servers\nrequire routers\n", "--waitip=4 --timeout 0")
-	f.Add("clientid 01:02:03\nhostname \"a b\" # c\nduid lt\n", "-k")
-	f.Add("allowinterfaces eth*, en*\ndenyinterfaces eth9\nslaac private\n", "-z wl* -- eth0")
 	f.Fuzz(func(t *testing.T, conf, args string) {
 		file := filepath.Join(t.TempDir(), "dhcpcd.conf")
 		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {

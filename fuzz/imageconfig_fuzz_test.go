@@ -2,6 +2,8 @@ package fuzz
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/dyad-project/dyad/linuxkit-builder/imageconfig"
@@ -9,18 +11,43 @@ import (
 	"github.com/dyad-project/dyad/sdk/audit"
 )
 
-// FuzzParseLabel covers the reader of an image's org.mobyproject.config
-// label, which comes with any image pulled from a registry. The
-// invariant: no panic; a label that parses writes back to JSON that
-// parses to the same label.
-func FuzzParseLabel(f *testing.F) {
-	for _, seed := range []string{
+// parseLabelSeeds are hand-made labels, and those of dyad's images.
+func parseLabelSeeds() [][]byte {
+	var seeds [][]byte
+	for _, s := range []string{
 		`{"capabilities":["CAP_NET_ADMIN"],"binds":["/run/resolvconf:/etc"],"readonly":true}`,
 		`{"uid":"dyad","gid":2101,"additionalGids":[1,"wheel"],"runtime":{"mkdir":["/run/x"],"bindNS":{"net":"/run/netns/x"}}}`,
 		`{"mounts":[{"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["nosuid"]}],"sysctl":{"net.ipv4.ip_forward":"1"}}`,
 		`{"devices":[{"path":"/dev/tpm0","type":"c","major":10,"minor":224,"mode":"0600"}],"resources":{"memory":{"limit":1048576}}}`,
 	} {
-		f.Add([]byte(seed))
+		seeds = append(seeds, []byte(s))
+	}
+	recipes, _ := filepath.Glob("../images/*/build.yml")
+	for _, r := range recipes {
+		if p, err := pkgbuild.Read(filepath.Dir(r)); err == nil {
+			if l, err := p.Config.Label(); err == nil {
+				seeds = append(seeds, l)
+			}
+		}
+	}
+	return seeds
+}
+
+func TestParseLabelSeeds(t *testing.T) {
+	if err := syncSeeds("FuzzParseLabel", oneArg(parseLabelSeeds())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzParseLabel covers the reader of an image's org.mobyproject.config
+// label, which comes with any image pulled from a registry. The
+// invariant: no panic; a label that parses writes back to JSON that
+// parses to the same label.
+//
+// Dictionary: linuxkit.dict
+func FuzzParseLabel(f *testing.F) {
+	for _, s := range parseLabelSeeds() {
+		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := imageconfig.ParseLabel(b)
@@ -42,12 +69,27 @@ func FuzzParseLabel(f *testing.F) {
 	})
 }
 
+// parseAuditSeeds are audits as dyad-dhcp prints them, and a bare one.
+func parseAuditSeeds() [][]byte {
+	return [][]byte{
+		[]byte(`{"daemon":"dyad-dhcp","supervisor":{"user":"root","capabilities":["CAP_SETUID"],"no_new_privs":true,"seccomp":"s","landlock":"none","role":"r"},"actuator":{"user":"root","capabilities":["CAP_NET_ADMIN"],"no_new_privs":true,"seccomp":"a","landlock":"l","role":"r"},"engine":{"user":"2101:2101","capabilities":[],"no_new_privs":true,"seccomp":"e","landlock":"none","role":"r"},"operations":[{"op":"link.up","does":"d","checks":"c"},{"op":"hostname.set","does":"d","checks":"c","only":"o"}]}`),
+		[]byte(`{"daemon":"x","operations":null}`),
+	}
+}
+
+func TestParseAuditSeeds(t *testing.T) {
+	if err := syncSeeds("FuzzParseAudit", oneArg(parseAuditSeeds())); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // FuzzParseAudit covers the reader of the org.dyad.audit label, which
 // dyad audit reads from any image it is given. The invariant: no panic; an
 // audit that parses writes back to JSON that parses to the same audit.
 func FuzzParseAudit(f *testing.F) {
-	f.Add([]byte(`{"daemon":"dyad-dhcp","supervisor":{"user":"root","capabilities":["CAP_SETUID"],"no_new_privs":true,"seccomp":"s","landlock":"none","role":"r"},"actuator":{"user":"root","capabilities":["CAP_NET_ADMIN"],"no_new_privs":true,"seccomp":"a","landlock":"l","role":"r"},"engine":{"user":"2101:2101","capabilities":[],"no_new_privs":true,"seccomp":"e","landlock":"none","role":"r"},"operations":[{"op":"link.up","does":"d","checks":"c"},{"op":"hostname.set","does":"d","checks":"c","only":"o"}]}`))
-	f.Add([]byte(`{"daemon":"x","operations":null}`))
+	for _, s := range parseAuditSeeds() {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := audit.Parse(b)
 		if err != nil {
@@ -63,16 +105,36 @@ func FuzzParseAudit(f *testing.F) {
 	})
 }
 
+// parseBuildYMLSeeds are hand-made recipes, and dyad's images' own.
+func parseBuildYMLSeeds() [][]byte {
+	seeds := [][]byte{
+		[]byte("image: dhcp\norg: dyad\nbuildArgs:\n  - GO_PACKAGE=./x\n  - BINARY=/usr/bin/x\n  - ENGINE_USER=x:2101:2101\nconfig:\n  capabilities: [CAP_NET_ADMIN]\n  readonly: true\n  uid: 2101\n"),
+		[]byte("image: dhcp\nbuildArgs: [GO_PACKAGE=./x, BINARY=/x, ENGINE_USER=x:1:1, LAUNCHER=./y:/z, AUDIT=audit -q]\nconfig:\n  binds.add: [/a:/b]\n  runtime: {mkdir: [/run/x]}\n"),
+	}
+	recipes, _ := filepath.Glob("../images/*/build.yml")
+	for _, r := range recipes {
+		if b, err := os.ReadFile(r); err == nil {
+			seeds = append(seeds, b)
+		}
+	}
+	return seeds
+}
+
+func TestParseBuildYMLSeeds(t *testing.T) {
+	if err := syncSeeds("FuzzParseBuildYML", oneArg(parseBuildYMLSeeds())); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // FuzzParseBuildYML covers the reader of a package's build.yml, LinuxKit's
 // format, which may come with a package from anywhere. The invariant: no
 // panic; the config block of a build.yml that parses makes a label that
 // reads back.
+//
+// Dictionary: linuxkit.dict
 func FuzzParseBuildYML(f *testing.F) {
-	for _, seed := range []string{
-		"image: dhcp\norg: dyad\nbuildArgs:\n  - GO_PACKAGE=./x\n  - BINARY=/usr/bin/x\n  - ENGINE_USER=x:2101:2101\nconfig:\n  capabilities: [CAP_NET_ADMIN]\n  readonly: true\n  uid: 2101\n",
-		"image: dhcp\nbuildArgs: [GO_PACKAGE=./x, BINARY=/x, ENGINE_USER=x:1:1, LAUNCHER=./y:/z, AUDIT=audit -q]\nconfig:\n  binds.add: [/a:/b]\n  runtime: {mkdir: [/run/x]}\n",
-	} {
-		f.Add([]byte(seed))
+	for _, s := range parseBuildYMLSeeds() {
+		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := pkgbuild.Parse(b)

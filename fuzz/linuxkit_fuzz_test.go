@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,17 +13,57 @@ import (
 	"github.com/dyad-project/dyad/linuxkit-builder/assemble"
 	"github.com/dyad-project/dyad/linuxkit-builder/imageconfig"
 	"github.com/dyad-project/dyad/linuxkit-builder/lkfile"
+	"github.com/dyad-project/dyad/linuxkit-builder/pkgbuild"
 )
+
+type linuxKitYAMLSeed struct{ yml, label []byte }
+
+// linuxKitYAMLSeeds are hand-made files and labels, and LinuxKit's own
+// examples each with the label of dyad's dhcp image.
+func linuxKitYAMLSeeds() []linuxKitYAMLSeed {
+	seeds := []linuxKitYAMLSeed{
+		{[]byte("kernel:\n  image: linuxkit/kernel:6.12.59\n  cmdline: console=ttyS0\ninit:\n  - linuxkit/init:1\nonboot:\n  - name: dhcpcd\n    image: dyad/dhcp:1\n    command: [\"/sbin/dhcpcd\", \"-1\"]\n    binds.add: [/a:/b]\n"),
+			[]byte(`{"capabilities":["CAP_NET_ADMIN"],"binds":["/run/resolvconf:/etc"],"readonly":true,"runtime":{"mkdir":["/run/x"]}}`)},
+		{[]byte("services:\n  - name: s\n    image: nginx:1\n    capabilities: [all]\n    uid: www\n    rlimits: [\"nofile,1,unlimited\"]\n    tmpfs: [\"/tmp:size=1m\"]\nvolumes:\n  - name: v\nfiles:\n  - path: etc/x\n    contents: y\n    mode: \"0644\"\n"),
+			[]byte(`{"ambient":["CAP_KILL"],"mounts":[{"type":"proc","destination":"/proc"}],"net":"new"}`)},
+	}
+	p, err := pkgbuild.Read("../images/dhcp")
+	if err != nil {
+		return seeds
+	}
+	label, err := p.Config.Label()
+	if err != nil {
+		return seeds
+	}
+	examples, _ := filepath.Glob("../linuxkit-builder/lkfile/testdata/linuxkit/*.yml")
+	for _, e := range examples {
+		if b, err := os.ReadFile(e); err == nil {
+			seeds = append(seeds, linuxKitYAMLSeed{b, label})
+		}
+	}
+	return seeds
+}
+
+func TestLinuxKitYAMLSeeds(t *testing.T) {
+	var seeds [][]any
+	for _, s := range linuxKitYAMLSeeds() {
+		seeds = append(seeds, []any{s.yml, s.label})
+	}
+	if err := syncSeeds("FuzzLinuxKitYAML", seeds); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // FuzzLinuxKitYAML covers dyad build's reader of LinuxKit YAML files,
 // which come from anywhere, and the merge of each entry with its image's
 // label into an OCI spec. The invariants: no panic; every container of a
 // file that parses gets a spec whose capabilities are all known names.
+//
+// Dictionary: linuxkit.dict
 func FuzzLinuxKitYAML(f *testing.F) {
-	f.Add([]byte("kernel:\n  image: linuxkit/kernel:6.12.59\n  cmdline: console=ttyS0\ninit:\n  - linuxkit/init:1\nonboot:\n  - name: dhcpcd\n    image: dyad/dhcp:1\n    command: [\"/sbin/dhcpcd\", \"-1\"]\n    binds.add: [/a:/b]\n"),
-		[]byte(`{"capabilities":["CAP_NET_ADMIN"],"binds":["/run/resolvconf:/etc"],"readonly":true,"runtime":{"mkdir":["/run/x"]}}`))
-	f.Add([]byte("services:\n  - name: s\n    image: nginx:1\n    capabilities: [all]\n    uid: www\n    rlimits: [\"nofile,1,unlimited\"]\n    tmpfs: [\"/tmp:size=1m\"]\nvolumes:\n  - name: v\nfiles:\n  - path: etc/x\n    contents: y\n    mode: \"0644\"\n"),
-		[]byte(`{"ambient":["CAP_KILL"],"mounts":[{"type":"proc","destination":"/proc"}],"net":"new"}`))
+	for _, s := range linuxKitYAMLSeeds() {
+		f.Add(s.yml, s.label)
+	}
 	f.Fuzz(func(t *testing.T, yml, label []byte) {
 		file, err := lkfile.Parse("f.yml", ".", yml)
 		if err != nil {
@@ -52,12 +94,9 @@ func FuzzLinuxKitYAML(f *testing.F) {
 	})
 }
 
-// FuzzImageLayer covers the assembler's reader of an image's layers, the
-// tar streams of any image pulled from a registry, which it unpacks into
-// a container's root. The invariants: no panic; nothing lands outside the
-// container's directory but the directories above it; the tree writes out
-// as a tar and as a cpio.
-func FuzzImageLayer(f *testing.F) {
+// imageLayerSeeds are a layer with each kind of entry an image may hold,
+// one of them climbing out.
+func imageLayerSeeds() [][]byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, h := range []*tar.Header{
@@ -71,7 +110,24 @@ func FuzzImageLayer(f *testing.F) {
 		tw.Write(make([]byte, h.Size))
 	}
 	tw.Close()
-	f.Add(buf.Bytes())
+	return [][]byte{buf.Bytes()}
+}
+
+func TestImageLayerSeeds(t *testing.T) {
+	if err := syncSeeds("FuzzImageLayer", oneArg(imageLayerSeeds())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzImageLayer covers the assembler's reader of an image's layers, the
+// tar streams of any image pulled from a registry, which it unpacks into
+// a container's root. The invariants: no panic; nothing lands outside the
+// container's directory but the directories above it; the tree writes out
+// as a tar and as a cpio.
+func FuzzImageLayer(f *testing.F) {
+	for _, s := range imageLayerSeeds() {
+		f.Add(s)
+	}
 	const prefix = "containers/onboot/000-x/rootfs"
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tree := assemble.NewTree()

@@ -128,7 +128,11 @@ type Client struct {
 func NewClient(cfg ClientConfig, log *slog.Logger, rnd *rand.Rand, saved *privsep.Lease) *Client {
 	c := &Client{cfg: cfg, log: log.With("interface", cfg.Interface), rnd: rnd, state: StateLinkDown}
 	if saved != nil && saved.Interface == cfg.Interface {
-		c.candidate = saved
+		if l, err := cleanSaved(saved); err != nil {
+			c.log.Warn("ignoring the saved lease", "err", err.Error())
+		} else {
+			c.candidate = l
+		}
 	}
 	return c
 }
@@ -195,6 +199,18 @@ func (c *Client) LinkChanged(now time.Time, up bool) {
 // restart begins acquisition: INIT-REBOOT when a lease is worth asking for
 // again, INIT otherwise.
 func (c *Client) restart(now time.Time) {
+	if l := c.candidate; l != nil && l.Acquired > now.Unix() {
+		// Acquired in the future: the clock went back since, or the
+		// record is wrong. The lease counts from now, so that it never
+		// lasts longer than it was granted for (found by
+		// FuzzActuatorReply).
+		fixed := *l
+		fixed.Acquired = now.Unix()
+		c.candidate = &fixed
+		if c.lease == l {
+			c.lease, c.boundAt = &fixed, now
+		}
+	}
 	if l := c.candidate; l != nil && (l.LeaseTime == infiniteLft || now.Before(time.Unix(l.Acquired, 0).Add(seconds(l.LeaseTime)))) {
 		c.state = StateInitReboot
 		c.newExchange(now)
@@ -461,7 +477,7 @@ func (c *Client) handleOffer(now time.Time, m *dhcpv4.DHCPv4) {
 	if c.state != StateSelecting {
 		return
 	}
-	l, warn, err := interpretLease(c.cfg.Interface, m, now)
+	l, warn, err := InterpretLease(c.cfg.Interface, m, now)
 	if err != nil {
 		c.fail("OFFER refused: %v", err)
 		return
@@ -482,7 +498,7 @@ func (c *Client) handleAck(now time.Time, m *dhcpv4.DHCPv4) {
 	if c.state == StateSelecting && !rapid {
 		return
 	}
-	l, warn, err := interpretLease(c.cfg.Interface, m, now)
+	l, warn, err := InterpretLease(c.cfg.Interface, m, now)
 	if err != nil {
 		c.fail("ACK refused: %v", err)
 		return

@@ -838,6 +838,70 @@ func engSavedLease(acquired time.Time, leaseTime uint32) *privsep.Lease {
 	}
 }
 
+// TestClientIgnoresInvalidSavedLease: a saved lease the client could not
+// have bound starts discovery instead of INIT-REBOOT.
+func TestClientIgnoresInvalidSavedLease(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(l *privsep.Lease)
+	}{
+		{"no address", func(l *privsep.Lease) { l.Address = netip.Prefix{} }},
+		{"multicast address", func(l *privsep.Lease) { l.Address = netip.MustParsePrefix("224.0.0.5/24") }},
+		{"short prefix", func(l *privsep.Lease) { l.Address = netip.PrefixFrom(l.Address.Addr(), 4) }},
+		{"no server", func(l *privsep.Lease) { l.Server = netip.Addr{} }},
+		{"no lease time", func(l *privsep.Lease) { l.LeaseTime = 0 }},
+		{"too long", func(l *privsep.Lease) { l.LeaseTime = maxLeaseTime + 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			saved := engSavedLease(engT0.Add(-time.Minute), 3600)
+			tc.spoil(saved)
+			h := newEngHarness(t, nil, saved)
+			h.c.LinkChanged(h.now, true)
+			h.oneSend(dhcpv4.MessageTypeDiscover)
+			if h.c.State() == StateInitReboot {
+				t.Error("INIT-REBOOT with a saved lease the client could not have bound")
+			}
+		})
+	}
+}
+
+// TestClientSavedLeaseFromTheFuture: a saved lease acquired after now (the
+// clock went back) counts from now: unanswered INIT-REBOOT keeps it, with
+// no more than its length left.
+func TestClientSavedLeaseFromTheFuture(t *testing.T) {
+	h := newEngHarness(t, nil, engSavedLease(engT0.Add(1000*time.Hour), 3600))
+	h.c.LinkChanged(h.now, true)
+	h.oneSend(dhcpv4.MessageTypeRequest)
+	for range 8 {
+		if h.c.State() != StateInitReboot {
+			break
+		}
+		h.now = h.c.Deadline()
+		h.c.HandleTimer(h.now)
+		for _, a := range h.c.TakeActions() {
+			ap, ok := a.(Apply)
+			if !ok {
+				continue
+			}
+			for _, ar := range engOpsOf[*privsep.AddrReplace](ap.Ops) {
+				if ar.ValidLifetime > 3600 {
+					t.Errorf("the address is set for %d s, more than the lease's 3600", ar.ValidLifetime)
+				}
+			}
+			engActuate(t, engGuard(), ap)
+			if ap.Bind {
+				h.c.Applied(h.now, nil)
+			}
+		}
+	}
+	if h.c.State() != StateBound {
+		t.Fatalf("state %s, want BOUND on the kept lease", h.c.State())
+	}
+	if exp := h.c.Expiry(); exp.After(h.now.Add(time.Hour)) {
+		t.Errorf("the kept lease expires at %v, over an hour from now (%v)", exp, h.now)
+	}
+}
+
 func TestClientInitReboot(t *testing.T) {
 	t.Run("REQUEST", func(t *testing.T) {
 		h := newEngHarness(t, nil, engSavedLease(engT0.Add(-time.Minute), 3600))

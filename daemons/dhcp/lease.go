@@ -25,11 +25,12 @@ const (
 	maxLeaseTime = privsep.DefaultMaxLifetime
 )
 
-// interpretLease turns a server's OFFER or ACK into a lease. It fails only
+// InterpretLease turns a server's OFFER or ACK into a lease: the option
+// interpreters of options.go applied to untrusted bytes. It fails only
 // when the message cannot be a lease at all (bad address, no server
 // identifier, no or zero lease time, a mask that is not a mask); a bad
 // optional value is dropped and reported in the returned warnings.
-func interpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Lease, []string, error) {
+func InterpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Lease, []string, error) {
 	var warn []string
 	note := func(err error) { warn = append(warn, err.Error()) }
 	l := privsep.Lease{Interface: iface, Acquired: now.Unix()}
@@ -93,7 +94,6 @@ func interpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Leas
 		warn = append(warn, fmt.Sprintf("renewal/rebinding times %d/%d do not fit lease time %d: using defaults", t1, t2, lt))
 	}
 
-	subnet := l.Address.Masked()
 	if b := m.Options.Get(dhcpv4.GenericOptionCode(optClasslessRoutes)); b != nil {
 		routes, err := parseClasslessRoutes(b)
 		if err != nil {
@@ -106,16 +106,7 @@ func interpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Leas
 		if err != nil {
 			note(err)
 		}
-		for _, r := range routers {
-			switch {
-			case !isUnicast(r):
-				note(fmt.Errorf("router %s is not a unicast address: ignored", r))
-			case !subnet.Contains(r) || r == yi:
-				note(fmt.Errorf("router %s is not on the subnet %s: ignored", r, subnet))
-			default:
-				l.Routers = append(l.Routers, r)
-			}
-		}
+		l.Routers = usableRouters(routers, l.Address, note)
 	}
 	if b := m.Options.Get(dhcpv4.GenericOptionCode(optMTU)); b != nil {
 		mtu, err := parseMTU(b)
@@ -220,6 +211,80 @@ func serverList(what string, b []byte, note func(error)) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// usableRouters keeps the routers on the subnet of addr, other than addr.
+func usableRouters(routers []netip.Addr, addr netip.Prefix, note func(error)) []netip.Addr {
+	var out []netip.Addr
+	subnet := addr.Masked()
+	for _, r := range routers {
+		switch {
+		case !isUnicast(r):
+			note(fmt.Errorf("router %s is not a unicast address: ignored", r))
+		case !subnet.Contains(r) || r == addr.Addr():
+			note(fmt.Errorf("router %s is not on the subnet %s: ignored", r, subnet))
+		default:
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// cleanSaved holds a saved lease to the rules a server's lease is held to,
+// and returns the copy the client may use. The actuator's copy is trusted,
+// but the engine would rather not ask for what the actuator must refuse
+// (found by FuzzActuatorReply): a lease it could not have bound is an
+// error; a value it would have dropped is dropped.
+func cleanSaved(saved *privsep.Lease) (*privsep.Lease, error) {
+	l := *saved
+	if err := privsep.CheckHostAddress(l.Address); err != nil {
+		return nil, fmt.Errorf("saved lease: %w", err)
+	}
+	if l.Address.Bits() < minPrefix {
+		return nil, fmt.Errorf("saved lease: prefix length %d is below %d", l.Address.Bits(), minPrefix)
+	}
+	if !isUnicast(l.Server) {
+		return nil, fmt.Errorf("saved lease: server %v is not a unicast address", l.Server)
+	}
+	if l.LeaseTime == 0 {
+		return nil, errors.New("saved lease: no lease time")
+	}
+	if l.LeaseTime != infiniteLft && l.LeaseTime > maxLeaseTime {
+		return nil, fmt.Errorf("saved lease: lease time %d s is over %d s", l.LeaseTime, maxLeaseTime)
+	}
+	if l.LeaseTime != infiniteLft && !(0 < l.RenewTime && l.RenewTime < l.RebindTime && l.RebindTime < l.LeaseTime) {
+		l.RenewTime, l.RebindTime = l.LeaseTime/2, uint32(uint64(l.LeaseTime)*7/8)
+	}
+	ignore := func(error) {}
+	l.Routers = usableRouters(l.Routers, l.Address, ignore)
+	l.Routes = sanitizeRoutes(l.Routes, l.Address, ignore)
+	servers := func(list []netip.Addr) []netip.Addr {
+		var out []netip.Addr
+		for _, a := range list {
+			if isUnicast(a) && len(out) < maxServers {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	l.DNS, l.NTP = servers(l.DNS), servers(l.NTP)
+	if privsep.CheckDomainName(l.Domain) != nil {
+		l.Domain = ""
+	}
+	var search []string
+	for _, n := range l.Search {
+		if privsep.CheckDomainName(n) == nil && len(search) < maxSearch {
+			search = append(search, n)
+		}
+	}
+	l.Search = search
+	if privsep.CheckHostname(l.Hostname) != nil {
+		l.Hostname = ""
+	}
+	if l.MTU != 0 && (l.MTU < minMTU || l.MTU > maxMTU) {
+		l.MTU = 0
+	}
+	return &l, nil
 }
 
 // isUnicast accepts an IPv4 address a host may use or talk to.

@@ -13,7 +13,7 @@ import (
 	"github.com/dyad-project/dyad/privsep"
 )
 
-// ltLease runs interpretLease on a normal ACK changed by mods, after a trip
+// ltLease runs InterpretLease on a normal ACK changed by mods, after a trip
 // through the wire format.
 func ltLease(t *testing.T, mods ...dhcpv4.Modifier) (privsep.Lease, []string, error) {
 	t.Helper()
@@ -26,7 +26,7 @@ func ltLease(t *testing.T, mods ...dhcpv4.Modifier) (privsep.Lease, []string, er
 		t.Fatal(err)
 	}
 	m.OpCode = dhcpv4.OpcodeBootReply
-	return interpretLease(engIface, engWire(t, m), engT0)
+	return InterpretLease(engIface, engWire(t, m), engT0)
 }
 
 func TestInterpretLeaseTimers(t *testing.T) {

@@ -1,0 +1,24 @@
+package fuzz
+
+import (
+	"testing"
+
+	"github.com/dyad-project/dyad/fuzz/internal/targets"
+)
+
+// TestEveryTargetBuildsInOSSFuzz holds every target of this package to
+// what OSS-Fuzz's compile_native_go_fuzzer needs (see package targets),
+// and to a seed corpus it can ship: a new target that breaks either fails
+// here, before it fails there.
+func TestEveryTargetBuildsInOSSFuzz(t *testing.T) {
+	ts, err := targets.Find(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) == 0 {
+		t.Fatal("no fuzz targets found")
+	}
+	for _, err := range targets.Check(".", "dict", ts) {
+		t.Error(err)
+	}
+}
