@@ -25,6 +25,10 @@ const (
 	typeFifo   = 0o010000
 	permMask   = 0o7777
 	maxEntries = 1 << 20
+	// DefaultMaxSize bounds the file contents of a tree: the initramfs
+	// holds it all in the guest's memory, and a layer's header may claim
+	// any size (a sparse file of holes costs nothing to send).
+	DefaultMaxSize = 4 << 30
 )
 
 // entry is one file of the tree.
@@ -45,11 +49,14 @@ func (e *entry) isDir() bool { return e.mode&typeMask == typeDir }
 type Tree struct {
 	entries map[string]*entry
 	size    int64
+	// MaxSize bounds the bytes of file contents AddTar may add
+	// (NewTree sets DefaultMaxSize).
+	MaxSize int64
 }
 
 // NewTree returns an empty tree holding only the root directory.
 func NewTree() *Tree {
-	return &Tree{entries: map[string]*entry{"": {mode: typeDir | 0o755}}}
+	return &Tree{entries: map[string]*entry{"": {mode: typeDir | 0o755}}, MaxSize: DefaultMaxSize}
 }
 
 // clean checks a path in the tree and returns it relative, without a
@@ -195,6 +202,10 @@ func (t *Tree) AddTar(prefix string, r io.Reader, filter filter) error {
 		case tar.TypeReg:
 			data := contents
 			if data == nil {
+				// Checked before reading: the header says how much.
+				if h.Size > t.MaxSize-t.size {
+					return fmt.Errorf("%s: %d bytes would take the tree past its %d", h.Name, h.Size, t.MaxSize)
+				}
 				data, err = io.ReadAll(io.LimitReader(tr, h.Size))
 			}
 			if err == nil {
