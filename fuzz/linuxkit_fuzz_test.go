@@ -35,7 +35,7 @@ func linuxKitYAMLSeeds() []linuxKitYAMLSeed {
 	if err != nil {
 		return seeds
 	}
-	examples, _ := filepath.Glob("../linuxkit-builder/lkfile/testdata/linuxkit/*.yml")
+	examples, _ := filepath.Glob("../linuxkit-builder/lkfile/testdata/linuxkit/examples/*.yml")
 	for _, e := range examples {
 		if b, err := os.ReadFile(e); err == nil {
 			seeds = append(seeds, linuxKitYAMLSeed{b, label})
