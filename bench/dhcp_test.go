@@ -60,12 +60,12 @@ func benchSettings(t *testing.T) settings {
 	return s
 }
 
-// dyadBinary returns $DYAD_BIN/dyad-dhcp, as make builds it, or a fresh
-// build of the command.
-func dyadBinary(t *testing.T) string {
+// binary returns $DYAD_BIN/NAME, as make builds it, or a fresh build of
+// the command in package pkg.
+func binary(t *testing.T, name, pkg string) string {
 	t.Helper()
 	if dir := os.Getenv("DYAD_BIN"); dir != "" {
-		p, err := filepath.Abs(filepath.Join(dir, "dyad-dhcp"))
+		p, err := filepath.Abs(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,10 +74,10 @@ func dyadBinary(t *testing.T) string {
 		}
 		return p
 	}
-	p := filepath.Join(t.TempDir(), "dyad-dhcp")
-	out, err := exec.Command("go", "build", "-o", p, "github.com/dyad-project/dyad/daemons/dhcp/cmd/dyad-dhcp").CombinedOutput()
+	p := filepath.Join(t.TempDir(), name)
+	out, err := exec.Command("go", "build", "-o", p, pkg).CombinedOutput()
 	if err != nil {
-		t.Fatalf("building dyad-dhcp: %v\n%s", err, out)
+		t.Fatalf("building %s: %v\n%s", name, err, out)
 	}
 	return p
 }
@@ -96,7 +96,7 @@ func TestBenchDHCP(t *testing.T) {
 	testnet.RequireIsolated(t)
 	testnet.RequireTools(t, "dnsmasq", "kea-dhcp4")
 	s := benchSettings(t)
-	dyad := dyadBinary(t)
+	dyad := binary(t, "dyad-dhcp", "github.com/dyad-project/dyad/daemons/dhcp/cmd/dyad-dhcp")
 	isolateClientState(t)
 
 	// Not t.TempDir: dyad-dhcp's status socket path must stay short.

@@ -124,7 +124,7 @@ func TestBenchVM(t *testing.T) {
 	if full {
 		boots, builds = vmBoots(t), buildRuns
 	}
-	dyad := dyadCLI(t)
+	dyad := binary(t, "dyad", "github.com/dyad-project/dyad/linuxkit-builder/cmd/dyad")
 	repo, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -210,27 +210,6 @@ func vmBoots(t *testing.T) int {
 		t.Fatalf("%s=%q: want a number of boots from %d to 100", envBoots, v, minBoots)
 	}
 	return n
-}
-
-// dyadCLI returns $DYAD_BIN/dyad, as make builds it, or a fresh build.
-func dyadCLI(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("DYAD_BIN"); dir != "" {
-		p, err := filepath.Abs(filepath.Join(dir, "dyad"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("DYAD_BIN=%s: %v (run `make build`)", dir, err)
-		}
-		return p
-	}
-	p := filepath.Join(t.TempDir(), "dyad")
-	out, err := exec.Command("go", "build", "-o", p, "github.com/dyad-project/dyad/linuxkit-builder/cmd/dyad").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building dyad: %v\n%s", err, out)
-	}
-	return p
 }
 
 // buildVMImage writes img's LinuxKit file, builds it (and the images it

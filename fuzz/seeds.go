@@ -1,13 +1,11 @@
 package fuzz
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/dyad-project/dyad/fuzz/internal/targets"
+	"github.com/dyad-project/dyad/internal/fuzztargets"
 )
 
 // seedsEnv set to 1 makes syncSeeds write the seeds (make fuzz-seeds).
@@ -22,23 +20,16 @@ const seedsEnv = "DYAD_FUZZ_SEEDS"
 func syncSeeds(name string, seeds [][]any) error {
 	dir := filepath.Join("testdata", "fuzz", name)
 	write := os.Getenv(seedsEnv) == "1"
-	if write {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
 	for i, s := range seeds {
-		b, err := targets.FormatCorpus(s...)
-		if err != nil {
-			return fmt.Errorf("%s: seed %d: %w", name, i, err)
-		}
-		sum := sha256.Sum256(b)
-		path := filepath.Join(dir, hex.EncodeToString(sum[:8]))
 		if write {
-			if err := os.WriteFile(path, b, 0o644); err != nil {
-				return err
+			if _, err := fuzztargets.WriteSeed(dir, s...); err != nil {
+				return fmt.Errorf("%s: seed %d: %w", name, i, err)
 			}
 			continue
+		}
+		path, _, err := fuzztargets.SeedPath(dir, s...)
+		if err != nil {
+			return fmt.Errorf("%s: seed %d: %w", name, i, err)
 		}
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("%s: seed %d is not in %s (run make fuzz-seeds): %w", name, i, dir, err)

@@ -109,14 +109,10 @@ func InterpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Leas
 		l.Routers = usableRouters(routers, l.Address, note)
 	}
 	if b := m.Options.Get(dhcpv4.GenericOptionCode(optMTU)); b != nil {
-		mtu, err := parseMTU(b)
-		switch {
-		case err != nil:
+		if mtu, err := parseMTU(b); err != nil {
 			note(err)
-		case mtu < minMTU || mtu > maxMTU:
-			note(fmt.Errorf("interface MTU %d outside %d..%d: ignored", mtu, minMTU, maxMTU))
-		default:
-			l.MTU = mtu
+		} else {
+			l.MTU = usableMTU(mtu, note)
 		}
 	}
 	l.DNS = serverList("DNS server", m.Options.Get(dhcpv4.GenericOptionCode(optDNS)), note)
@@ -133,16 +129,7 @@ func InterpretLease(iface string, m *dhcpv4.DHCPv4, now time.Time) (privsep.Leas
 		if err != nil {
 			note(err)
 		}
-		for _, n := range names {
-			switch {
-			case privsep.CheckDomainName(n) != nil:
-				note(fmt.Errorf("search domain %q is not a valid DNS name: ignored", n))
-			case len(l.Search) >= maxSearch:
-				note(fmt.Errorf("search domain %q is beyond the %d kept", n, maxSearch))
-			default:
-				l.Search = append(l.Search, n)
-			}
-		}
+		l.Search = usableSearch(names, note)
 	}
 	if b := m.Options.Get(dhcpv4.GenericOptionCode(optHostname)); b != nil {
 		if h := parseString(b); privsep.CheckHostname(h) != nil {
@@ -199,6 +186,11 @@ func serverList(what string, b []byte, note func(error)) []netip.Addr {
 		note(err)
 		return nil
 	}
+	return usableServers(what, list, note)
+}
+
+// usableServers keeps the first maxServers unicast addresses of list.
+func usableServers(what string, list []netip.Addr, note func(error)) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range list {
 		switch {
@@ -211,6 +203,32 @@ func serverList(what string, b []byte, note func(error)) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// usableSearch keeps the first maxSearch valid names of a search list.
+func usableSearch(names []string, note func(error)) []string {
+	var out []string
+	for _, n := range names {
+		switch {
+		case privsep.CheckDomainName(n) != nil:
+			note(fmt.Errorf("search domain %q is not a valid DNS name: ignored", n))
+		case len(out) >= maxSearch:
+			note(fmt.Errorf("search domain %q is beyond the %d kept", n, maxSearch))
+		default:
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// usableMTU returns mtu, or 0 (none) when it is outside what the host
+// takes.
+func usableMTU(mtu int, note func(error)) int {
+	if mtu < minMTU || mtu > maxMTU {
+		note(fmt.Errorf("interface MTU %d outside %d..%d: ignored", mtu, minMTU, maxMTU))
+		return 0
+	}
+	return mtu
 }
 
 // usableRouters keeps the routers on the subnet of addr, other than addr.
@@ -258,31 +276,17 @@ func cleanSaved(saved *privsep.Lease) (*privsep.Lease, error) {
 	ignore := func(error) {}
 	l.Routers = usableRouters(l.Routers, l.Address, ignore)
 	l.Routes = sanitizeRoutes(l.Routes, l.Address, ignore)
-	servers := func(list []netip.Addr) []netip.Addr {
-		var out []netip.Addr
-		for _, a := range list {
-			if isUnicast(a) && len(out) < maxServers {
-				out = append(out, a)
-			}
-		}
-		return out
-	}
-	l.DNS, l.NTP = servers(l.DNS), servers(l.NTP)
+	l.DNS = usableServers("DNS server", l.DNS, ignore)
+	l.NTP = usableServers("NTP server", l.NTP, ignore)
+	l.Search = usableSearch(l.Search, ignore)
 	if privsep.CheckDomainName(l.Domain) != nil {
 		l.Domain = ""
 	}
-	var search []string
-	for _, n := range l.Search {
-		if privsep.CheckDomainName(n) == nil && len(search) < maxSearch {
-			search = append(search, n)
-		}
-	}
-	l.Search = search
 	if privsep.CheckHostname(l.Hostname) != nil {
 		l.Hostname = ""
 	}
-	if l.MTU != 0 && (l.MTU < minMTU || l.MTU > maxMTU) {
-		l.MTU = 0
+	if l.MTU != 0 {
+		l.MTU = usableMTU(l.MTU, ignore)
 	}
 	return &l, nil
 }

@@ -2,7 +2,6 @@ package dhcp_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dyad-project/dyad/daemons/dhcp"
+	"github.com/dyad-project/dyad/internal/fuzztargets"
 	"github.com/dyad-project/dyad/internal/testnet"
 )
 
@@ -297,9 +297,7 @@ func (c *capture) read(fd int) {
 
 // packetSocketIn opens an AF_PACKET socket bound to ifname in network
 // namespace ns. A socket stays in the namespace it was created in, so only
-// its creation needs a thread there; that thread is locked and never
-// unlocked, so the runtime discards it rather than hand a goroutine a
-// thread in the wrong namespace.
+// its creation needs a thread there (see testnet.EnterNamespace).
 func packetSocketIn(ns, ifname string) (int, error) {
 	type result struct {
 		fd  int
@@ -309,13 +307,8 @@ func packetSocketIn(ns, ifname string) (int, error) {
 	go func() {
 		runtime.LockOSThread()
 		fd, err := func() (int, error) {
-			nsfd, err := unix.Open(filepath.Join("/run/netns", ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
+			if err := testnet.EnterNamespace(ns); err != nil {
 				return -1, err
-			}
-			defer unix.Close(nsfd)
-			if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-				return -1, fmt.Errorf("setns: %w", err)
 			}
 			ifi, err := net.InterfaceByName(ifname)
 			if err != nil {
@@ -345,17 +338,16 @@ func packetSocketIn(ns, ifname string) (int, error) {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// writeSeeds stores the exchange in the corpora of the fuzz targets, in
-// go test's corpus format, named as go test names what it finds.
+// writeSeeds stores the exchange in the corpora of the fuzz targets.
 func writeSeeds(t *testing.T, kind testnet.Kind, ex exchange) {
 	t.Helper()
 	var exchangeParts [][]byte
-	seeds := map[string][]string{} // target: file contents
+	seeds := map[string][][]any{} // target: each seed's arguments
 	for _, k := range ex.frames {
-		seeds["FuzzParseFrame"] = append(seeds["FuzzParseFrame"], corpusFile(k.frame))
-		seeds["FuzzDHCPMessage"] = append(seeds["FuzzDHCPMessage"], corpusFile(k.payload))
+		seeds["FuzzParseFrame"] = append(seeds["FuzzParseFrame"], []any{k.frame})
+		seeds["FuzzDHCPMessage"] = append(seeds["FuzzDHCPMessage"], []any{k.payload})
 		if k.fromServer {
-			seeds["FuzzDHCPOptions"] = append(seeds["FuzzDHCPOptions"], corpusFile(k.payload))
+			seeds["FuzzDHCPOptions"] = append(seeds["FuzzDHCPOptions"], []any{k.payload})
 			exchangeParts = append(exchangeParts, k.payload)
 			if bytes.Contains(k.payload, []byte(exchangeSep)) {
 				// FuzzClientExchange will cut this message in two:
@@ -364,40 +356,20 @@ func writeSeeds(t *testing.T, kind testnet.Kind, ex exchange) {
 			}
 		}
 	}
-	seeds["FuzzClientExchange"] = []string{corpusFile(bytes.Join(exchangeParts, []byte(exchangeSep)), uint64(1))}
+	seeds["FuzzClientExchange"] = [][]any{{bytes.Join(exchangeParts, []byte(exchangeSep)), uint64(1)}}
 
 	for _, target := range []string{"FuzzParseFrame", "FuzzDHCPMessage", "FuzzDHCPOptions", "FuzzClientExchange"} {
 		dir := filepath.Join(seedDir, target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		names := map[string]bool{}
-		for _, content := range seeds[target] {
-			name := fmt.Sprintf("%x", sha256.Sum256([]byte(content)))[:16]
-			names[name] = true
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		for _, s := range seeds[target] {
+			path, err := fuzztargets.WriteSeed(dir, s...)
+			if err != nil {
 				t.Fatal(err)
 			}
+			names[path] = true
 		}
 		t.Logf("%s: wrote %d seeds of %s to %s", kind, len(names), target, dir)
 	}
-}
-
-// corpusFile encodes arguments as go test's fuzz corpus files do.
-func corpusFile(args ...any) string {
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
-	for _, a := range args {
-		switch a := a.(type) {
-		case []byte:
-			fmt.Fprintf(&b, "[]byte(%q)\n", a)
-		case uint64:
-			fmt.Fprintf(&b, "uint64(%d)\n", a)
-		default:
-			panic(fmt.Sprintf("corpusFile: no encoding for %T", a))
-		}
-	}
-	return b.String()
 }
 
 // be16 reads a network-order uint16. (encoding/binary cannot be imported

@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"golang.org/x/sys/unix"
 
+	"github.com/dyad-project/dyad/internal/capname"
 	"github.com/dyad-project/dyad/internal/testnet"
 	"github.com/dyad-project/dyad/linuxkit-builder/imageconfig"
 	"github.com/dyad-project/dyad/linuxkit-builder/pkgbuild"
@@ -133,7 +134,11 @@ func TestServiceHoldsOnlyWhatTheLabelGrants(t *testing.T) {
 
 	var labelMask uint64
 	for _, name := range *label.Capabilities {
-		labelMask |= 1 << capByName[name]
+		n, ok := capname.Number(name)
+		if !ok {
+			t.Fatalf("the label grants %s, which has no number", name)
+		}
+		labelMask |= 1 << n
 	}
 	procs := testnet.Children(svc.Pid())
 	if len(procs) != 2 {
@@ -326,11 +331,11 @@ func (c *container) start(t *testing.T, netns string, args []string) *testnet.Pr
 	var keep []uintptr
 	if c.label.Capabilities != nil {
 		for _, name := range *c.label.Capabilities {
-			v, ok := capByName[name]
+			v, ok := capname.Number(name)
 			if !ok {
 				t.Fatalf("the label grants %s, which this test does not know", name)
 			}
-			keep = append(keep, v)
+			keep = append(keep, uintptr(v))
 		}
 	}
 	cmd := &exec.Cmd{
@@ -361,13 +366,8 @@ func (c *container) run(t *testing.T, netns string, args []string, timeout time.
 // enter moves the calling thread into a network namespace and drops from
 // its bounding set every capability but keep.
 func enter(netns string, keep []uintptr) error {
-	f, err := os.Open("/run/netns/" + netns)
-	if err != nil {
+	if err := testnet.EnterNamespace(netns); err != nil {
 		return err
-	}
-	defer f.Close()
-	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("setns %s: %w", netns, err)
 	}
 	for cap := uintptr(0); cap <= unix.CAP_LAST_CAP; cap++ {
 		if slices.Contains(keep, cap) {
@@ -378,13 +378,6 @@ func enter(netns string, keep []uintptr) error {
 		}
 	}
 	return nil
-}
-
-var capByName = map[string]uintptr{
-	"CAP_NET_ADMIN": unix.CAP_NET_ADMIN, "CAP_NET_RAW": unix.CAP_NET_RAW,
-	"CAP_NET_BIND_SERVICE": unix.CAP_NET_BIND_SERVICE, "CAP_SETUID": unix.CAP_SETUID,
-	"CAP_SETGID": unix.CAP_SETGID, "CAP_SETPCAP": unix.CAP_SETPCAP, "CAP_KILL": unix.CAP_KILL,
-	"CAP_SYS_ADMIN": unix.CAP_SYS_ADMIN, "CAP_SYS_TIME": unix.CAP_SYS_TIME,
 }
 
 // unpack writes the image's files under dir.

@@ -10,11 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // runTimeout bounds every command that Run and the helpers run to completion.
@@ -174,6 +177,23 @@ func addNamespace(t testing.TB, prefix string) string {
 	}
 	t.Fatalf("testnet: creating a network namespace: %v", lastErr)
 	return ""
+}
+
+// EnterNamespace moves the calling thread into the network namespace ns,
+// one that NewNet made. The caller must hold the thread
+// (runtime.LockOSThread) and never give it back: the runtime then ends
+// the thread with its goroutine, rather than hand another goroutine a
+// thread in a test namespace.
+func EnterNamespace(ns string) error {
+	f, err := os.Open(filepath.Join("/run/netns", ns))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("setns %s: %w", ns, err)
+	}
+	return nil
 }
 
 // randomMAC returns a random locally administered unicast address whose

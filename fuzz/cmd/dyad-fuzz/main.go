@@ -21,7 +21,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/dyad-project/dyad/fuzz/internal/targets"
+	"github.com/dyad-project/dyad/internal/fuzztargets"
 )
 
 func main() {
@@ -45,7 +45,7 @@ func run(args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%s: unexpected arguments %q", args[0], fs.Args())
 	}
-	ts, err := targets.Find(*dir)
+	ts, err := fuzztargets.Find(*dir)
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 		return nil
 	case "check":
-		if errs := targets.Check(*dir, filepath.Join(*dir, "dict"), ts); len(errs) > 0 {
+		if errs := fuzztargets.Check(*dir, filepath.Join(*dir, "dict"), ts); len(errs) > 0 {
 			for _, e := range errs {
 				fmt.Fprintln(stdout, e)
 			}
@@ -87,7 +87,7 @@ func run(args []string, stdout io.Writer) error {
 }
 
 // writeSeeds converts t's corpus into out and copies its dictionary.
-func writeSeeds(dir, out string, t targets.Target, unpacked bool) (int, error) {
+func writeSeeds(dir, out string, t fuzztargets.Target, unpacked bool) (int, error) {
 	files, err := filepath.Glob(filepath.Join(dir, t.CorpusDir(), "*"))
 	if err != nil {
 		return 0, err
@@ -104,11 +104,11 @@ func writeSeeds(dir, out string, t targets.Target, unpacked bool) (int, error) {
 	defer zf.Close()
 	zw := zip.NewWriter(zf)
 	for _, f := range files {
-		vs, err := targets.ReadCorpusFile(f, t.Params)
+		vs, err := fuzztargets.ReadCorpusFile(f, t.Params)
 		if err != nil {
 			return 0, err
 		}
-		input, err := targets.LibFuzzerInput(vs)
+		input, err := fuzztargets.LibFuzzerInput(vs)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", f, err)
 		}

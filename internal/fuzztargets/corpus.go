@@ -1,13 +1,16 @@
-package targets
+package fuzztargets
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -192,6 +195,31 @@ func FormatCorpus(values ...any) ([]byte, error) {
 		}
 	}
 	return b.Bytes(), nil
+}
+
+// SeedPath returns where a seed of values belongs in the corpus directory
+// dir, named by the hash of its contents as go test names what it finds,
+// and those contents.
+func SeedPath(dir string, values ...any) (string, []byte, error) {
+	b, err := FormatCorpus(values...)
+	if err != nil {
+		return "", nil, err
+	}
+	sum := sha256.Sum256(b)
+	return filepath.Join(dir, hex.EncodeToString(sum[:8])), b, nil
+}
+
+// WriteSeed writes a seed of values into the corpus directory dir,
+// creating it if need be, and returns its path.
+func WriteSeed(dir string, values ...any) (string, error) {
+	path, b, err := SeedPath(dir, values...)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, b, 0o644)
 }
 
 // LibFuzzerInput encodes a seed as the input from which go-118-fuzz-build's

@@ -1,12 +1,10 @@
-// Package targets finds the native Go fuzz targets of dyad's fuzz package
-// and checks that each can be built the way OSS-Fuzz builds Go targets
-// (compile_native_go_fuzzer, which runs go-118-fuzz-build): so that a new
-// target is found by every build without being listed anywhere, and one
-// that such a build would miss or mangle fails a test instead.
-//
-// This package must never name a target: OSS-Fuzz finds a target's file by
-// grepping the package directory, recursively, for its name.
-package targets
+// Package fuzztargets finds the native Go fuzz targets of dyad's fuzz
+// package and checks that each can be built the way OSS-Fuzz builds Go
+// targets (compile_native_go_fuzzer, which runs go-118-fuzz-build): so
+// that a new target is found by every build without being listed
+// anywhere, and one that such a build would miss or mangle fails a test
+// instead. It also reads and writes their seed corpora.
+package fuzztargets
 
 import (
 	"bytes"
