@@ -26,6 +26,8 @@ func linuxKitYAMLSeeds() []linuxKitYAMLSeed {
 			[]byte(`{"capabilities":["CAP_NET_ADMIN"],"binds":["/run/resolvconf:/etc"],"readonly":true,"runtime":{"mkdir":["/run/x"]}}`)},
 		{[]byte("services:\n  - name: s\n    image: nginx:1\n    capabilities: [all]\n    uid: www\n    rlimits: [\"nofile,1,unlimited\"]\n    tmpfs: [\"/tmp:size=1m\"]\nvolumes:\n  - name: v\nfiles:\n  - path: etc/x\n    contents: y\n    mode: \"0644\"\n"),
 			[]byte(`{"ambient":["CAP_KILL"],"mounts":[{"type":"proc","destination":"/proc"}],"net":"new"}`)},
+		// A list given by an alias (this one once crashed Parse).
+		{[]byte("onboot: &a\n  - name: x\n    image: alpine:3\nservices: *a\n"), nil},
 	}
 	p, err := pkgbuild.Read("../images/dhcp")
 	if err != nil {

@@ -193,6 +193,11 @@ func entryLines(root *yaml.Node) map[string][]int {
 	out := map[string][]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		// "services: *a" is the list the anchor names: its entries
+		// are where that list is written.
+		for v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
 		for _, item := range v.Content {
 			out[k.Value] = append(out[k.Value], item.Line)
 		}

@@ -98,6 +98,19 @@ volumes:
 
 // TestParseRefuses feeds broken variants of LinuxKit's minimal example:
 // each must fail with the line and the path of what is wrong.
+// TestParseFollowsAliases: a list given by an alias is the anchored list,
+// and its entries' positions are where the anchor wrote them.
+func TestParseFollowsAliases(t *testing.T) {
+	src := "onboot: &a\n  - name: x\n    image: alpine:3\nservices: *a\nfiles: &f\n  - path: etc/x\n    contents: y\nvolumes: &v\n  - name: v\n"
+	f, err := Parse("a.yml", ".", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Services) != 1 || f.Services[0].Name != "x" || f.Services[0].Pos.Line != 2 {
+		t.Errorf("services: %+v", f.Services)
+	}
+}
+
 func TestParseRefuses(t *testing.T) {
 	base, err := os.ReadFile("testdata/linuxkit/examples/minimal.yml")
 	if err != nil {
