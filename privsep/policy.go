@@ -497,6 +497,11 @@ func (g *Guard) checkLease(l *Lease) error {
 	if l.LeaseTime == 0 || l.RenewTime > l.LeaseTime || l.RebindTime > l.LeaseTime {
 		return refuse("lease: times lease %d renew %d rebind %d are inconsistent", l.LeaseTime, l.RenewTime, l.RebindTime)
 	}
+	// As for the address: a saved lease is handed back after a restart,
+	// and must not outlast what AddrReplace would allow.
+	if l.LeaseTime != InfiniteLifetime && l.LeaseTime > g.policy.MaxLifetime {
+		return refuse("lease: lease time %d s is over the %d s allowed", l.LeaseTime, g.policy.MaxLifetime)
+	}
 	if now := g.policy.Now(); time.Unix(l.Acquired, 0).After(now.Add(time.Minute)) {
 		return refuse("lease: acquired at %s, in the future", time.Unix(l.Acquired, 0).UTC().Format(time.RFC3339))
 	}

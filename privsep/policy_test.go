@@ -246,6 +246,7 @@ func TestGuardRefuses(t *testing.T) {
 		{"lease with a bad host name", lease(func(l *Lease) { l.Hostname = "a/b" }), "lease"},
 		{"lease with MTU 100", lease(func(l *Lease) { l.MTU = 100 }), "MTU"},
 		{"lease time 0", lease(func(l *Lease) { l.LeaseTime, l.RenewTime, l.RebindTime = 0, 0, 0 }), "inconsistent"},
+		{"lease time over the address's cap", lease(func(l *Lease) { l.LeaseTime = DefaultMaxLifetime + 1 }), "over the"},
 		{"renew after expiry", lease(func(l *Lease) { l.RenewTime = 3601 }), "inconsistent"},
 		{"rebind after expiry", lease(func(l *Lease) { l.RebindTime = 3601 }), "inconsistent"},
 	}

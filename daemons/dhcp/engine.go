@@ -199,18 +199,6 @@ func (c *Client) LinkChanged(now time.Time, up bool) {
 // restart begins acquisition: INIT-REBOOT when a lease is worth asking for
 // again, INIT otherwise.
 func (c *Client) restart(now time.Time) {
-	if l := c.candidate; l != nil && l.Acquired > now.Unix() {
-		// Acquired in the future: the clock went back since, or the
-		// record is wrong. The lease counts from now, so that it never
-		// lasts longer than it was granted for (found by
-		// FuzzActuatorReply).
-		fixed := *l
-		fixed.Acquired = now.Unix()
-		c.candidate = &fixed
-		if c.lease == l {
-			c.lease, c.boundAt = &fixed, now
-		}
-	}
 	if l := c.candidate; l != nil && (l.LeaseTime == infiniteLft || now.Before(time.Unix(l.Acquired, 0).Add(seconds(l.LeaseTime)))) {
 		c.state = StateInitReboot
 		c.newExchange(now)
@@ -592,6 +580,15 @@ func (c *Client) notice(t dhcpv4.MessageType, server netip.Addr, mods ...dhcpv4.
 // bind applies a lease and schedules renewal. A renewal of the same address
 // refreshes it in place, so the address never flaps.
 func (c *Client) bind(now time.Time, l *privsep.Lease, start time.Time) {
+	if start.After(now) {
+		// A lease that began after now: the clock went back since (a
+		// saved lease, or a step during the exchange), or its record
+		// is wrong. It counts from now, so that it never lasts longer
+		// than it was granted for (found by FuzzActuatorReply).
+		fixed := *l
+		fixed.Acquired = now.Unix()
+		l, start = &fixed, now
+	}
 	var ops []privsep.Message
 	old := c.lease
 	if old != nil && old.Address != l.Address {

@@ -74,8 +74,9 @@ func (h *host) applyInterface(pid, i int, iface imageconfig.Interface) error {
 		}
 		// A peer left from an earlier run of a restarted service (its
 		// namespace kept alive by a bindNS) holds the name: the pair
-		// is this container's, delete it.
-		if old, err := netlink.LinkByName(iface.Peer); err == nil {
+		// is this container's, delete it. Only a veth: a bundle that
+		// names eth0 as its peer must not delete the machine's NIC.
+		if old, err := netlink.LinkByName(iface.Peer); err == nil && old.Type() == "veth" {
 			if err := netlink.LinkDel(old); err != nil {
 				return fmt.Errorf("delete the old peer %s: %w", iface.Peer, err)
 			}

@@ -189,7 +189,8 @@ func (h *host) bindNamespaces(pid int, ns *imageconfig.Namespaces) error {
 		if err := touch(target); err != nil {
 			return fmt.Errorf("bindNS %s: %w", b.kind, err)
 		}
-		_ = unix.Unmount(target, unix.MNT_DETACH) // EINVAL when nothing is bound there
+		// EINVAL when nothing is bound there; never through a link.
+		_ = unix.Unmount(target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 		src := filepath.Join(h.proc, strconv.Itoa(pid), "ns", b.kind)
 		if err := h.mounter.mount(src, target, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bindNS %s: %w", b.kind, err)
