@@ -72,6 +72,11 @@ func TestParseStatus(t *testing.T) {
 			wantErr: "field Uid",
 		},
 		{
+			name:    "empty",
+			text:    "",
+			wantErr: "missing fields",
+		},
+		{
 			name:    "bad capability",
 			text:    strings.Replace(statusText, "CapEff:\t0000000000001000", "CapEff:\tzz", 1),
 			wantErr: "field CapEff",

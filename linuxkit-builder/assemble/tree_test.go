@@ -3,6 +3,7 @@ package assemble
 import (
 	"archive/tar"
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,5 +26,33 @@ func TestAddTarBoundsTheTree(t *testing.T) {
 	}
 	if _, ok := tree.Lookup("x/a"); !ok {
 		t.Error("the first file, within the bound, is missing")
+	}
+}
+
+// TestComparePaths: the order of path components, without splitting.
+func TestComparePaths(t *testing.T) {
+	paths := []string{"a", "a/b", "a/b/c", "a-c", "a.d/x", "ab", "ab/c", "b", "a/\x01", "a\x01"}
+	for _, a := range paths {
+		for _, b := range paths {
+			want := slices.Compare(strings.Split(a, "/"), strings.Split(b, "/"))
+			if got := comparePaths(a, b); got != want {
+				t.Errorf("comparePaths(%q, %q) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+}
+
+// TestSizeForgetsAFileADirectoryReplaces: a file that becomes a parent
+// directory no longer counts.
+func TestSizeForgetsAFileADirectoryReplaces(t *testing.T) {
+	tree := NewTree()
+	if err := tree.File("a", make([]byte, 10), 0o644, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.File("a/b", make([]byte, 3), 0o644, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if tree.Size() != 3 {
+		t.Errorf("size %d, want 3", tree.Size())
 	}
 }

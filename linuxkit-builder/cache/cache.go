@@ -275,18 +275,16 @@ func (c *Cache) Pull(ctx context.Context, ref string, opts ...remote.Option) (st
 	}
 	platform := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 	opts = append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform)}, opts...)
-	if _, byDigest := r.(name.Digest); byDigest {
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return "", v1.Hash{}, fmt.Errorf("cache: pulling %s: %w", canonical(r), err)
+	}
+	if _, byDigest := r.(name.Digest); byDigest && desc.MediaType.IsIndex() {
 		// The cache stores one image per reference: a digest that names
 		// an index would be stored over an image of another digest.
-		desc, err := remote.Get(r, opts...)
-		if err != nil {
-			return "", v1.Hash{}, fmt.Errorf("cache: pulling %s: %w", canonical(r), err)
-		}
-		if desc.MediaType.IsIndex() {
-			return "", v1.Hash{}, fmt.Errorf("cache: %s names an index of images: pull it by tag, or by the digest of the %s image", canonical(r), platform)
-		}
+		return "", v1.Hash{}, fmt.Errorf("cache: %s names an index of images: pull it by tag, or by the digest of the %s image", canonical(r), platform)
 	}
-	img, err := remote.Image(r, opts...)
+	img, err := desc.Image()
 	if err != nil {
 		return "", v1.Hash{}, fmt.Errorf("cache: pulling %s: %w", canonical(r), err)
 	}

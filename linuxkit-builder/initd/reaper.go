@@ -90,9 +90,6 @@ func (r *Reaper) reap() {
 // come. r.mu is held.
 func (r *Reaper) deliver(pid int, ws unix.WaitStatus) {
 	r.seq++
-	if ws.Stopped() || ws.Continued() {
-		return
-	}
 	if chans, ok := r.waiters[pid]; ok {
 		delete(r.waiters, pid)
 		for _, c := range chans {

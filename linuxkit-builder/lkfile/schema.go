@@ -128,19 +128,6 @@ func schema() *node {
 	})
 }
 
-// labelSchema is the schema of an image's org.mobyproject.config label:
-// an image entry without its name and image.
-func labelSchema() *node {
-	img := schema().props["services"].items
-	props := map[string]*node{}
-	for k, v := range img.props {
-		if k != "name" && k != "image" {
-			props[k] = v
-		}
-	}
-	return object(props)
-}
-
 // Problem is one thing wrong with a file: where, and what.
 type Problem struct {
 	File string

@@ -1,6 +1,7 @@
 package lkfile
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
@@ -43,7 +44,7 @@ func Spec(img *Image, label imageconfig.Config, def ImageDefaults, ids IDs) (*sp
 	y := img.Config
 	args := pick(def.Args, label.Command, y.Command)
 	env := pick(def.Env, label.Env, y.Env)
-	cwd := firstSet(y.Cwd, label.Cwd, def.Cwd, "/")
+	cwd := cmp.Or(y.Cwd, label.Cwd, def.Cwd, "/")
 	readonly := img.ReadonlyRoot(label)
 
 	mounts, err := mounts(label, y, readonly)
@@ -124,7 +125,7 @@ func Spec(img *Image, label imageconfig.Config, def ImageDefaults, ids IDs) (*sp
 			OOMScoreAdj:     pickPtr(label.OOMScoreAdj, y.OOMScoreAdj),
 		},
 		Root:        &specs.Root{Path: "rootfs", Readonly: readonly},
-		Hostname:    firstSet(y.Hostname, label.Hostname),
+		Hostname:    cmp.Or(y.Hostname, label.Hostname),
 		Mounts:      mounts,
 		Annotations: pickMap(label.Annotations, y.Annotations),
 		Linux: &specs.Linux{
@@ -294,13 +295,13 @@ func namespaces(label, y imageconfig.Config) []specs.LinuxNamespace {
 		v, def    string
 		noneIsNew bool
 	}{
-		{specs.NetworkNamespace, firstSet(y.Net, label.Net), "host", true},
-		{specs.IPCNamespace, firstSet(y.Ipc, label.Ipc), "host", false},
-		{specs.UTSNamespace, firstSet(y.Uts, label.Uts), "host", false},
-		{specs.PIDNamespace, firstSet(y.Pid, label.Pid), "new", false},
-		{specs.UserNamespace, firstSet(y.Userns, label.Userns), "host", false},
+		{specs.NetworkNamespace, cmp.Or(y.Net, label.Net), "host", true},
+		{specs.IPCNamespace, cmp.Or(y.Ipc, label.Ipc), "host", false},
+		{specs.UTSNamespace, cmp.Or(y.Uts, label.Uts), "host", false},
+		{specs.PIDNamespace, cmp.Or(y.Pid, label.Pid), "new", false},
+		{specs.UserNamespace, cmp.Or(y.Userns, label.Userns), "host", false},
 	} {
-		v := firstSet(ns.v, ns.def)
+		v := cmp.Or(ns.v, ns.def)
 		switch {
 		case v == "host" || v == "root":
 			continue
@@ -409,15 +410,6 @@ func derefOr[T any](p *T, def T) T {
 		return def
 	}
 	return *p
-}
-
-func firstSet(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // ResolveID resolves a user or group (what says which): a number, or a

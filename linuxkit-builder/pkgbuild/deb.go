@@ -20,8 +20,9 @@ import (
 
 // debPackage is a Debian package, downloaded and unpacked.
 type debPackage struct {
-	// Name and Version are the package's own (its control file's).
-	Name, Version string
+	// Name, Version and Depends are the package's own (its control
+	// file's).
+	Name, Version, Depends string
 	// File is the .deb; Root is where it is unpacked.
 	File, Root string
 }
@@ -55,11 +56,7 @@ func fetchDeb(ctx context.Context, key, name, tmp, keep string) (*debPackage, er
 		// A meta-package such as linux-image-cloud-amd64 ships nothing
 		// but documentation, and depends, at its own version, on the
 		// package that is current: that one is meant.
-		fields, err := debFields(ctx, pkg.File)
-		if err != nil {
-			return nil, fmt.Errorf("pkgbuild: %s %s: %w", key, name, err)
-		}
-		dep, err := soleDependency(fields["Depends"])
+		dep, err := soleDependency(pkg.Depends)
 		if err != nil {
 			return nil, fmt.Errorf("pkgbuild: %s %s: %s ships nothing but documentation, and %w", key, name, pkg, err)
 		}
@@ -85,7 +82,7 @@ func fetchOne(ctx context.Context, spec, tmp, keep string) (*debPackage, error) 
 	if _, err := command(ctx, toolTimeout, "", "dpkg-deb", "-x", file, root); err != nil {
 		return nil, err
 	}
-	return &debPackage{Name: fields["Package"], Version: fields["Version"], File: file, Root: root}, nil
+	return &debPackage{Name: fields["Package"], Version: fields["Version"], Depends: fields["Depends"], File: file, Root: root}, nil
 }
 
 // downloadDeb fetches the archive apt's lists name for spec (NAME or

@@ -501,7 +501,7 @@ func unpack(t *testing.T, img v1.Image) string {
 }
 
 // runInRoot runs args chrooted in root, as the first process of a PID
-// namespace of its own, with a /dev/null (a shell's background jobs read
+// namespace of its own, in a network namespace of its own, with a /dev/null (a shell's background jobs read
 // it).
 func runInRoot(t *testing.T, root string, args ...string) (string, error) {
 	t.Helper()
@@ -520,7 +520,7 @@ func runInRoot(t *testing.T, root string, args ...string) (string, error) {
 	cmd.Path = args[0] // inside the root, not looked up on the host
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -18,8 +18,6 @@ import (
 
 // Options tune a boot.
 type Options struct {
-	// Binary is the QEMU to run (default qemu-system-x86_64).
-	Binary string
 	// MemoryMiB is the guest's memory (default 1024: the root file system
 	// lives in it, twice while the init copies it out of the initramfs).
 	MemoryMiB int
@@ -82,16 +80,12 @@ func Run(ctx context.Context, prefix string, opt Options) error {
 	if err != nil {
 		return err
 	}
-	bin := opt.Binary
-	if bin == "" {
-		bin = "qemu-system-x86_64"
-	}
 	if opt.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opt.Timeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	cmd.Stdout, cmd.Stderr = opt.Console, opt.Console
 	// QEMU ends on SIGTERM as on a power-off: the guest is gone either way.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

@@ -19,7 +19,7 @@ const selfExe = "/proc/self/exe"
 // Child describes a process for Start to run.
 type Child struct {
 	Args []string // Args[0] is argv0, what ps shows
-	Path string   // the binary; empty means /proc/self/exe (set it only in tests)
+	Path string   // the binary; empty means /proc/self/exe (the supervisor names engine-exec)
 	Env  []string
 
 	Files  []*os.File // become descriptors 3, 4, ... in the child

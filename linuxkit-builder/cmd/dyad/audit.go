@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -112,8 +113,8 @@ func reportOf(img v1.Image, name string) (*auditReport, error) {
 		// LinuxKit's defaults: the host's network, IPC and UTS
 		// namespaces, a new PID and mount namespace.
 		Namespaces: map[string]string{
-			"net": or(label.Net, "host"), "ipc": or(label.Ipc, "host"), "uts": or(label.Uts, "host"),
-			"pid": or(label.Pid, "new"), "mnt": "new",
+			"net": cmp.Or(label.Net, "host"), "ipc": cmp.Or(label.Ipc, "host"), "uts": cmp.Or(label.Uts, "host"),
+			"pid": cmp.Or(label.Pid, "new"), "mnt": "new",
 		},
 		User: "root (uid 0)",
 	}
@@ -146,13 +147,6 @@ func orNone(l *[]string) []string {
 		return []string{}
 	}
 	return *l
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // passwdName finds the name of uid (of "UID:GID") in the image's

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -32,7 +33,7 @@ func buildImage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(files) == 0 {
 		return errors.New("build: no YAML file given")
 	}
-	if !*dryRun && !isFormat(*format) {
+	if !*dryRun && !slices.Contains(assemble.Formats, *format) {
 		return fmt.Errorf("build: unknown format %q (want %s)", *format, strings.Join(assemble.Formats, " or "))
 	}
 	var parsed []*lkfile.File
@@ -83,15 +84,6 @@ func buildImage(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-func isFormat(f string) bool {
-	for _, known := range assemble.Formats {
-		if f == known {
-			return true
-		}
-	}
-	return false
-}
-
 // cacheSource gets images from the cache, pulling those it lacks unless
 // told not to.
 type cacheSource struct {
@@ -128,9 +120,11 @@ func packageRef(c *cache.Cache, build bool, log io.Writer) func(ctx context.Cont
 		if err != nil {
 			return "", err
 		}
-		if _, err := c.Put(res.Ref, res.Image); err != nil {
+		// Stored under the reference looked up, even should the tree
+		// have changed since and Build have named it otherwise.
+		if _, err := c.Put(ref, res.Image); err != nil {
 			return "", err
 		}
-		return res.Ref, nil
+		return ref, nil
 	}
 }
