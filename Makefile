@@ -49,12 +49,13 @@ bench: deps build
 	DYAD_BENCH=1 DYAD_BENCH_CMD='make bench' $(GO) test -count=1 -timeout 60m -run '^TestBench(DHCP|VM)$$' -v ./bench/
 
 # Every fuzz target of fuzz/ with go test -fuzz, 10 s each (CI runs it);
-# fuzz-long for a campaign: make fuzz-long DURATION=2h (a target).
+# fuzz-long for a campaign: make fuzz-long DURATION=2h (a target), or
+# DURATION=10000000x (executions a target).
 fuzz: deps
 	scripts/fuzz 10s
 
 fuzz-long: deps
-	@[[ -n "$(DURATION)" ]] || { echo "make fuzz-long: say how long a target, e.g. DURATION=2h" >&2; exit 2; }
+	@[[ -n "$(DURATION)" ]] || { echo "make fuzz-long: say how long a target, e.g. DURATION=2h or DURATION=10000000x" >&2; exit 2; }
 	scripts/fuzz $(DURATION)
 
 # Every target built as a libFuzzer binary as OSS-Fuzz builds it

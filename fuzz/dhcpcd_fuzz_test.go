@@ -1,10 +1,12 @@
 package fuzz
 
 import (
+	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dyad-project/dyad/daemons/dhcp"
 )
@@ -19,6 +21,9 @@ func dhcpcdDialectSeeds() []dhcpcdDialectSeed {
 		{"option 121, domain_search\nnooption ntp_servers\nrequire routers\n", "--waitip=4 --timeout 0"},
 		{"clientid 01:02:03\nhostname \"a b\" # c\nduid lt\n", "-k"},
 		{"allowinterfaces eth*, en*\ndenyinterfaces eth9\nslaac private\n", "-z wl* -- eth0"},
+		{"timeout 10\nreboot 5\nmetric 100\nnoipv6rs\nipv4only\npersistent\nnohook resolv.conf, ntp.conf\nvendorclassid dyad\n", "-4 -L -b --noarp -m 20 eth0 eth1"},
+		{"# LinuxKit's test file\nhostname\nclientid\npersistent\noption rapid_commit\noption classless_static_routes, interface_mtu\nrequire dhcp_server_identifier\nslaac private\nnoipv6\n", "-1 -d --nobackground eth0"},
+		{"interface eth0\n  static routers=10.0.0.1\n  static domain_name_servers=10.0.0.1 10.0.0.2\ninterface eth1\n  nooption 3\n  ignore 121\n", "--allowinterfaces=eth* --timeout=30 -w"},
 	}
 	if conf, err := os.ReadFile("../images/dhcp/dhcpcd.conf"); err == nil {
 		seeds = append(seeds, dhcpcdDialectSeed{string(conf), "--nobackground -1"})
@@ -47,9 +52,21 @@ func FuzzDhcpcdDialect(f *testing.F) {
 	for _, s := range dhcpcdDialectSeeds() {
 		f.Add(s.conf, s.args)
 	}
+	// The file is in memory, named through /proc so that the parser opens
+	// it as it opens any: rewriting a file on this disk took 130 µs and a
+	// new directory 800 µs an input, against 11 µs for the parse itself.
+	fd, err := unix.MemfdCreate("dhcpcd.conf", unix.MFD_CLOEXEC)
+	if err != nil {
+		f.Fatalf("memfd_create: %v", err)
+	}
+	mem := os.NewFile(uintptr(fd), "dhcpcd.conf")
+	f.Cleanup(func() { mem.Close() })
+	file := fmt.Sprintf("/proc/self/fd/%d", fd)
 	f.Fuzz(func(t *testing.T, conf, args string) {
-		file := filepath.Join(t.TempDir(), "dhcpcd.conf")
-		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		if err := mem.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mem.WriteAt([]byte(conf), 0); err != nil {
 			t.Fatal(err)
 		}
 		// The file is the fuzzer's: a -f (alone or grouped, as -Bf) or
