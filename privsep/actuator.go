@@ -13,6 +13,12 @@ type Backend interface {
 	Apply(ctx context.Context, m Message) error
 }
 
+// ClockReader is a Backend that keeps a clock: the reply to every clock
+// operation carries the clock's state after it.
+type ClockReader interface {
+	ReadClock() (ClockState, error)
+}
+
 // Server is the actuator's side of the pipe: it answers the engine's hello,
 // then checks every request against the Guard, performs what passes through
 // the Backend and answers each request with exactly one Reply.
@@ -114,6 +120,15 @@ func (s *Server) handle(ctx context.Context, conn *Conn, id uint64, m Message, w
 	} else {
 		s.Guard.Record(m)
 		s.Log.Debug("operation applied", "op", string(m.Kind()))
+	}
+	if cr, ok := s.Backend.(ClockReader); ok && IsClockOperation(m.Kind()) {
+		st, err := cr.ReadClock()
+		if err != nil && reply.Error == "" {
+			reply.Error = err.Error()
+		}
+		if err == nil {
+			reply.Clock = &st
+		}
 	}
 	return conn.Send(id, reply)
 }

@@ -41,6 +41,12 @@ const (
 	OpHostname     Kind = "hostname.set"
 	OpLeaseSave    Kind = "lease.save"
 	OpLeaseDrop    Kind = "lease.drop"
+
+	OpClockRead      Kind = "clock.read"
+	OpClockSlew      Kind = "clock.slew"
+	OpClockFrequency Kind = "clock.frequency"
+	OpClockStep      Kind = "clock.step"
+	OpClockStatus    Kind = "clock.status"
 )
 
 // Message is anything that crosses the pipe.
@@ -82,6 +88,16 @@ func newMessage(k Kind) Message {
 		return &LeaseSave{}
 	case OpLeaseDrop:
 		return &LeaseDrop{}
+	case OpClockRead:
+		return &ClockRead{}
+	case OpClockSlew:
+		return &ClockSlew{}
+	case OpClockFrequency:
+		return &ClockFrequency{}
+	case OpClockStep:
+		return &ClockStep{}
+	case OpClockStatus:
+		return &ClockStatus{}
 	}
 	return nil
 }
@@ -94,6 +110,16 @@ func IsOperation(k Kind) bool {
 		return false
 	}
 	return newMessage(k) != nil
+}
+
+// IsClockOperation reports whether k is one of the clock's operations,
+// whose replies carry the clock's state.
+func IsClockOperation(k Kind) bool {
+	switch k {
+	case OpClockRead, OpClockSlew, OpClockFrequency, OpClockStep, OpClockStatus:
+		return true
+	}
+	return false
 }
 
 // Hello opens the conversation. Daemon names the engine's daemon so that an
@@ -111,8 +137,10 @@ type Welcome struct {
 }
 
 // Reply answers one request. An empty Error means the operation was done.
+// Clock carries the clock's state after a clock operation.
 type Reply struct {
-	Error string `cbor:"1,keyasint,omitempty"`
+	Error string      `cbor:"1,keyasint,omitempty"`
+	Clock *ClockState `cbor:"2,keyasint,omitempty"`
 }
 
 // LinkEvent tells the engine about an interface it may manage.
@@ -225,18 +253,70 @@ type LeaseDrop struct {
 	Interface string `cbor:"1,keyasint"`
 }
 
-func (*Hello) Kind() Kind        { return KindHello }
-func (*Welcome) Kind() Kind      { return KindWelcome }
-func (*Reply) Kind() Kind        { return KindReply }
-func (*LinkEvent) Kind() Kind    { return KindLink }
-func (*LinkUp) Kind() Kind       { return OpLinkUp }
-func (*LinkMTU) Kind() Kind      { return OpLinkMTU }
-func (*AddrReplace) Kind() Kind  { return OpAddrReplace }
-func (*AddrRemove) Kind() Kind   { return OpAddrRemove }
-func (*RouteReplace) Kind() Kind { return OpRouteReplace }
-func (*RouteRemove) Kind() Kind  { return OpRouteRemove }
-func (*ResolvConf) Kind() Kind   { return OpResolvConf }
-func (*NTPServers) Kind() Kind   { return OpNTPServers }
-func (*Hostname) Kind() Kind     { return OpHostname }
-func (*LeaseSave) Kind() Kind    { return OpLeaseSave }
-func (*LeaseDrop) Kind() Kind    { return OpLeaseDrop }
+// ClockState is what the kernel says of the system clock, as the actuator
+// read it just after an operation. Time lets the engine read the clock
+// the actuator disciplines when that clock is the simulated one.
+type ClockState struct {
+	Time int64 `cbor:"1,keyasint"` // the clock's reading, Unix nanoseconds
+	// Frequency is the correction to the clock's rate, parts per
+	// million scaled by 2^16 as the kernel keeps it.
+	Frequency int64 `cbor:"2,keyasint"`
+	// Slewing is what is left of the last slew, nanoseconds.
+	Slewing  int64 `cbor:"3,keyasint"`
+	Synced   bool  `cbor:"4,keyasint"`
+	Leap     int   `cbor:"5,keyasint"`
+	MaxError int64 `cbor:"6,keyasint"` // microseconds
+	EstError int64 `cbor:"7,keyasint"` // microseconds
+}
+
+// ClockRead asks for the clock's state and changes nothing.
+type ClockRead struct{}
+
+// ClockSlew corrects the clock by Offset nanoseconds gradually, replacing
+// any slew still in progress.
+type ClockSlew struct {
+	Offset int64 `cbor:"1,keyasint"`
+}
+
+// ClockFrequency sets the correction to the clock's rate, in parts per
+// million scaled by 2^16 (the kernel's unit).
+type ClockFrequency struct {
+	Frequency int64 `cbor:"1,keyasint"`
+}
+
+// ClockStep moves the clock by Offset nanoseconds at once.
+type ClockStep struct {
+	Offset int64 `cbor:"1,keyasint"`
+}
+
+// ClockStatus tells the kernel whether the clock is synchronised, how far
+// it may be off (microseconds), and of a coming leap second (Leap: 0 none,
+// 1 insert, 2 delete). A synchronised kernel clock is what lets the kernel
+// copy it to the RTC.
+type ClockStatus struct {
+	Synced   bool  `cbor:"1,keyasint"`
+	Leap     int   `cbor:"2,keyasint"`
+	MaxError int64 `cbor:"3,keyasint"`
+	EstError int64 `cbor:"4,keyasint"`
+}
+
+func (*Hello) Kind() Kind          { return KindHello }
+func (*Welcome) Kind() Kind        { return KindWelcome }
+func (*Reply) Kind() Kind          { return KindReply }
+func (*LinkEvent) Kind() Kind      { return KindLink }
+func (*LinkUp) Kind() Kind         { return OpLinkUp }
+func (*LinkMTU) Kind() Kind        { return OpLinkMTU }
+func (*AddrReplace) Kind() Kind    { return OpAddrReplace }
+func (*AddrRemove) Kind() Kind     { return OpAddrRemove }
+func (*RouteReplace) Kind() Kind   { return OpRouteReplace }
+func (*RouteRemove) Kind() Kind    { return OpRouteRemove }
+func (*ResolvConf) Kind() Kind     { return OpResolvConf }
+func (*NTPServers) Kind() Kind     { return OpNTPServers }
+func (*Hostname) Kind() Kind       { return OpHostname }
+func (*LeaseSave) Kind() Kind      { return OpLeaseSave }
+func (*LeaseDrop) Kind() Kind      { return OpLeaseDrop }
+func (*ClockRead) Kind() Kind      { return OpClockRead }
+func (*ClockSlew) Kind() Kind      { return OpClockSlew }
+func (*ClockFrequency) Kind() Kind { return OpClockFrequency }
+func (*ClockStep) Kind() Kind      { return OpClockStep }
+func (*ClockStatus) Kind() Kind    { return OpClockStatus }

@@ -40,8 +40,12 @@ type Policy struct {
 	MaxLifetime uint32
 	// MaxLeases bounds the leases saved at once.
 	MaxLeases int
-	// Now is the clock that saved leases are checked against.
+	// Now is the clock that saved leases and the spacing of clock steps
+	// are checked against.
 	Now func() time.Time
+
+	// The clock's bounds (see clockpolicy.go).
+	Clock ClockPolicy
 }
 
 // The common-sense bounds DESIGN.md gives for a DHCP client; an engine
@@ -63,7 +67,7 @@ const (
 const InfiniteLifetime = 0xffffffff
 
 // WithDefaultBounds fills the common-sense bounds DESIGN.md gives for a DHCP
-// client, leaving Daemon, Ops and Interfaces to the grant.
+// client and for a clock, leaving Daemon, Ops and Interfaces to the grant.
 func (p Policy) WithDefaultBounds() Policy {
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -84,6 +88,7 @@ func (p Policy) WithDefaultBounds() Policy {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
+	p.Clock = p.Clock.withDefaults()
 	return p
 }
 
@@ -97,6 +102,7 @@ type Guard struct {
 	addrs  map[string]netip.Prefix
 	routes map[routeKey]bool
 	leases map[string]bool
+	clock  clockLedger
 }
 
 // routeKey names a route as the kernel tells routes apart: the metric
@@ -221,6 +227,8 @@ func (g *Guard) Check(m Message) error {
 		return g.checkLease(&m.Lease)
 	case *LeaseDrop:
 		return g.checkInterface(m.Interface)
+	case *ClockRead, *ClockSlew, *ClockFrequency, *ClockStep, *ClockStatus:
+		return g.checkClock(m)
 	default:
 		return refuse("%s has no policy", m.Kind())
 	}
@@ -250,6 +258,8 @@ func (g *Guard) Record(m Message) {
 		g.leases[m.Lease.Interface] = true
 	case *LeaseDrop:
 		delete(g.leases, m.Interface)
+	case *ClockSlew, *ClockStep:
+		g.recordClock(m)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 const polIface = "eth0"
@@ -310,7 +311,8 @@ func TestGuardGrant(t *testing.T) {
 func TestGuardDefaultBounds(t *testing.T) {
 	p := Policy{}.WithDefaultBounds()
 	p.Now = nil // a function: compared apart
-	want := Policy{PrefixMin: 8, PrefixMax: 32, MTUMin: 576, MTUMax: 9216, MaxRoutes: 64, MaxNameservers: 8, MaxSearch: 8, MaxLifetime: 366 * 24 * 3600, MaxLeases: 16}
+	want := Policy{PrefixMin: 8, PrefixMax: 32, MTUMin: 576, MTUMax: 9216, MaxRoutes: 64, MaxNameservers: 8, MaxSearch: 8, MaxLifetime: 366 * 24 * 3600, MaxLeases: 16,
+		Clock: ClockPolicy{MaxSlew: 500 * time.Millisecond, MaxFrequency: 500 << 16, PanicThreshold: 1000 * time.Second, MinStepInterval: time.Minute}}
 	if fmt.Sprint(p) != fmt.Sprint(want) {
 		t.Errorf("default bounds %+v, want %+v", p, want)
 	}
