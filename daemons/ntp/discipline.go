@@ -14,9 +14,11 @@ import (
 
 // clockState is what the engine knows of the clock it disciplines.
 type clockState struct {
-	set        bool          // the engine has corrected it once
-	freq       int64         // the kernel's rate correction, ppm scaled by 2^16
-	lastUpdate time.Time     // the last slew, for the drift since
+	set        bool      // the engine has corrected it once
+	freq       int64     // the kernel's rate correction, ppm scaled by 2^16
+	lastUpdate time.Time // the last slew, for the drift since
+	lastStep   time.Time
+	lastSlew   time.Duration // the offset of the last slew
 	last       Adjustment    // the latest decision
 	maxFreq    int64         // the bound on freq
 	cfg        clockSettings // from the configuration
@@ -51,6 +53,9 @@ const (
 // taken up, so that noise in one measurement does not swing the rate.
 const fllGain = 0.5
 
+// slewRate is how fast the kernel slews a single-shot correction.
+const slewRate = 500e-6
+
 // minFLLInterval is the least time between two updates for their offsets
 // to say something of the drift rather than of noise.
 const minFLLInterval = 16 * time.Second
@@ -67,6 +72,8 @@ func (e *Engine) discipline(now time.Time, sel Selection) {
 	c := &e.clock
 	theta := sel.Offset
 	var ops []privsep.Message
+	// What is left wrong once the operation is done: a slew takes time.
+	residual := absDuration(theta)
 	refuse := func(reason string) {
 		c.last = Adjustment{At: now, Kind: AdjustRefused, Offset: theta, Reason: reason}
 		e.log.Error("clock offset not applied", "offset", theta.String(), "reason", reason)
@@ -81,8 +88,14 @@ func (e *Engine) discipline(now time.Time, sel Selection) {
 	case c.set && absDuration(theta) > c.cfg.panic:
 		refuse(fmt.Sprintf("beyond the panic threshold of %s", c.cfg.panic))
 		return
+	case absDuration(theta) > c.cfg.step && !c.lastStep.IsZero() && now.Sub(c.lastStep) < privsep.DefaultMinStepInterval:
+		// The actuator allows one step a minute: wait for the next round.
+		e.log.Info("a step is due, but the last was less than a minute ago: waiting", "offset", theta.String())
+		return
 	case absDuration(theta) > c.cfg.step:
 		ops = append(ops, &privsep.ClockStep{Offset: int64(theta)})
+		c.lastStep = now
+		residual = 0
 		c.last = Adjustment{At: now, Kind: AdjustStep, Offset: theta}
 		e.log.Info("stepping the clock", "offset", theta.String(), "sources", len(sel.Survivors))
 		c.lastUpdate = time.Time{}
@@ -94,14 +107,14 @@ func (e *Engine) discipline(now time.Time, sel Selection) {
 		}
 		c.last = Adjustment{At: now, Kind: AdjustSlew, Offset: theta}
 		e.log.Debug("slewing the clock", "offset", theta.String(), "frequency_ppm", float64(c.freq)/privsep.FrequencyScale)
-		c.lastUpdate = now
+		c.lastUpdate, c.lastSlew = now, theta
 		e.adaptPoll(theta, sel.Jitter)
 	}
 	c.set = true
 	ops = append(ops, &privsep.ClockStatus{
 		Synced:   true,
 		Leap:     int(e.leapToArm(now, e.survivorsLeap(sel))),
-		MaxError: min((e.survivorsDistance(sel) + absDuration(theta)).Microseconds(), privsep.MaxClockError),
+		MaxError: min((e.survivorsDistance(sel) + residual).Microseconds(), privsep.MaxClockError),
 		EstError: min(sel.Jitter.Microseconds(), privsep.MaxClockError),
 	})
 	e.actions = append(e.actions, Apply{Ops: ops})
@@ -117,7 +130,13 @@ func (c *clockState) drift(now time.Time, theta time.Duration) (int64, bool) {
 	if dt < minFLLInterval {
 		return 0, false
 	}
-	adj := int64(fllGain * float64(theta) / float64(dt) * 1e6 * privsep.FrequencyScale)
+	// The last slew may not be done: the kernel slews 500 µs a second.
+	// Only what the offset holds beyond that is drift.
+	pending := max(absDuration(c.lastSlew)-time.Duration(slewRate*float64(dt)), 0)
+	if c.lastSlew < 0 {
+		pending = -pending
+	}
+	adj := int64(fllGain * float64(theta-pending) / float64(dt) * 1e6 * privsep.FrequencyScale)
 	f := min(max(c.freq+adj, -c.maxFreq), c.maxFreq)
 	if f == c.freq {
 		return 0, false

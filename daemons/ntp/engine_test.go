@@ -25,6 +25,26 @@ type world struct {
 	applied  []privsep.Message
 	resolve  map[string][]netip.Addr
 	e        *Engine
+	// drift is the local clock's own rate error, ppm; freq the
+	// correction the engine set; slew what is left to slew, at 500 ppm.
+	drift, freq float64
+	slew        time.Duration
+	gradual     bool // slews take time, as in the kernel
+}
+
+// advance moves true time on by d, and the local clock with its drift,
+// its frequency correction and any slew in progress.
+func (w *world) advance(d time.Duration) {
+	w.truth = w.truth.Add(d)
+	w.localErr += time.Duration(float64(d) * (w.drift + w.freq) / 1e6)
+	if w.slew != 0 {
+		step := min(time.Duration(float64(d)*500e-6), absDuration(w.slew))
+		if w.slew < 0 {
+			step = -step
+		}
+		w.localErr += step
+		w.slew -= step
+	}
 }
 
 type fakeServer struct {
@@ -70,7 +90,7 @@ func (w *world) run(d time.Duration) {
 			return
 		}
 		if wait := next.Sub(w.local()); wait > 0 {
-			w.truth = w.truth.Add(wait)
+			w.advance(wait)
 		}
 		w.e.HandleTimer(w.local())
 	}
@@ -91,7 +111,13 @@ func (w *world) do(actions []Action) {
 				case *privsep.ClockStep:
 					w.localErr += time.Duration(op.Offset)
 				case *privsep.ClockSlew:
-					w.localErr += time.Duration(op.Offset) // at once: the engine cannot tell
+					if w.gradual {
+						w.slew = time.Duration(op.Offset)
+					} else {
+						w.localErr += time.Duration(op.Offset)
+					}
+				case *privsep.ClockFrequency:
+					w.freq = float64(op.Frequency) / privsep.FrequencyScale
 				}
 				st := &privsep.ClockState{Time: w.local().UnixNano()}
 				w.e.Applied(w.local(), op, st, nil)
@@ -122,7 +148,7 @@ func (w *world) answer(s Send) {
 		r.Stratum = 0
 		r.ReferenceID = uint32(srv.kiss[0])<<24 | uint32(srv.kiss[1])<<16 | uint32(srv.kiss[2])<<8 | uint32(srv.kiss[3])
 	}
-	w.truth = arrive.Add(w.oneWay + 10*time.Microsecond)
+	w.advance(arrive.Add(w.oneWay + 10*time.Microsecond).Sub(w.truth))
 	if err := w.e.HandlePacket(w.local(), s.To, r.Append(nil)); err != nil && srv.kiss == "" {
 		w.t.Errorf("reply rejected: %v", err)
 	}
@@ -276,5 +302,24 @@ func TestEngineResolvesNames(t *testing.T) {
 	}
 	if sel := w.e.Selection(); sel == nil || len(sel.Survivors) != 3 {
 		t.Errorf("selection %+v", sel)
+	}
+}
+
+// TestEngineFollowsDrift runs a clock 50 ppm fast against a good server
+// for a day: the frequency correction must settle near -50 ppm, within the
+// bounds, and the clock stay within a millisecond once settled.
+func TestEngineFollowsDrift(t *testing.T) {
+	w := newWorld(t, Config{Mode: ModeService, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, map[string]*fakeServer{"192.0.2.1": {}})
+	w.drift, w.gradual = 50, true
+	w.run(24 * time.Hour)
+	t.Logf("after a day: frequency %.2f ppm, clock %s off, poll %s", w.freq, w.localErr, w.e.Status(w.local()).Poll)
+	if w.freq < -60 || w.freq > -40 {
+		t.Errorf("frequency correction %.1f ppm after a day against a drift of +50 ppm", w.freq)
+	}
+	if absDuration(w.localErr) > time.Millisecond {
+		t.Errorf("the clock is %s off after a day", w.localErr)
+	}
+	if p := w.e.Status(w.local()).Poll; p < 128*time.Second {
+		t.Errorf("poll interval %s after a day of good samples, want it lengthened", p)
 	}
 }
