@@ -58,7 +58,7 @@ func FuzzNTPPacket(f *testing.F) {
 				t.Fatalf("header %x encodes back as %x", b[:ntp.HeaderLen], back)
 			}
 		}
-		e := ntp.NewEngine(ntp.Config{Mode: ntp.ModeQuery, Sources: []ntp.SourceConfig{{Name: "192.0.2.1"}}}, log, rand.New(rand.NewPCG(1, 2)), ntpStart)
+		e := ntp.NewEngine(ntp.EngineConfig{Mode: ntp.ModeQuery, Sources: []ntp.SourceConfig{{Name: "192.0.2.1"}}}, log, rand.New(rand.NewPCG(1, 2)), ntpStart)
 		e.HandleTimer(ntpStart)
 		var nonce []byte
 		for _, a := range e.TakeActions() {
@@ -201,8 +201,8 @@ func ntpPlay(offsets [3]time.Duration, events int) []byte {
 	return out
 }
 
-func ntpExchangeConfig() ntp.Config {
-	return ntp.Config{Mode: ntp.ModeService, Sources: []ntp.SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}, {Name: "192.0.2.3"}}}
+func ntpExchangeConfig() ntp.EngineConfig {
+	return ntp.EngineConfig{Mode: ntp.ModeService, Sources: []ntp.SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}, {Name: "192.0.2.3"}}}
 }
 
 func TestNTPExchangeSeeds(t *testing.T) {

@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -87,4 +88,30 @@ func ReadStatus(runDir string) ([]byte, error) {
 		return nil, fmt.Errorf("status: %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// StatusCommand is a daemon's "status" subcommand: it prints what the
+// status socket in the run directory (-run-dir, defaultRunDir by default)
+// says. The document comes from the unprivileged engine: it is printed
+// only as re-encoded JSON, which escapes control bytes, never as it came.
+func StatusCommand(name, defaultRunDir string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(name+" status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	runDir := fs.String("run-dir", defaultRunDir, "run directory of the daemon")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	b, err := ReadStatus(*runDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		fmt.Fprintf(stderr, "%s: status: not JSON: %v\n", name, err)
+		return 1
+	}
+	out, _ := json.MarshalIndent(doc, "", "  ")
+	fmt.Fprintf(stdout, "%s\n", out)
+	return 0
 }

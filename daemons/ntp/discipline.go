@@ -28,7 +28,7 @@ type clockSettings struct {
 	step, panic, maxInitial time.Duration
 }
 
-func (c *clockState) init(cfg Config) {
+func (c *clockState) init(cfg EngineConfig) {
 	c.maxFreq = privsep.DefaultMaxFrequencyPPM * privsep.FrequencyScale
 	c.cfg = clockSettings{step: cfg.StepThreshold, panic: cfg.PanicThreshold, maxInitial: cfg.MaxInitialStep}
 }

@@ -45,7 +45,7 @@ type SourceConfig struct {
 
 // Config is what the engine needs to know; the actuator sends it in the
 // Welcome.
-type Config struct {
+type EngineConfig struct {
 	Mode    Mode           `cbor:"1,keyasint"`
 	Sources []SourceConfig `cbor:"2,keyasint"`
 	// MinPoll and MaxPoll bound the poll interval, as powers of two
@@ -53,7 +53,7 @@ type Config struct {
 	MinPoll int `cbor:"3,keyasint"`
 	MaxPoll int `cbor:"4,keyasint"`
 	// BurstCount packets are sent to each new source, BurstInterval apart
-	// (zero: each as soon as the last is answered).
+	// (negative: each as soon as the last is answered; zero: 2 s).
 	BurstCount    int           `cbor:"5,keyasint"`
 	BurstInterval time.Duration `cbor:"6,keyasint"`
 	// ReplyTimeout is how long a query waits for its answer.
@@ -71,6 +71,12 @@ type Config struct {
 	MaxDistance time.Duration `cbor:"12,keyasint"`
 	// MaxSources bounds the sources, all origins together.
 	MaxSources int `cbor:"13,keyasint"`
+	// DHCPServers is the file of servers a DHCP client wrote, which the
+	// engine's driver reads; empty for none.
+	DHCPServers string `cbor:"14,keyasint,omitempty"`
+	// SimulatedClock says the actuator disciplines a virtual clock, which
+	// the driver reads through the actuator's replies.
+	SimulatedClock bool `cbor:"15,keyasint,omitempty"`
 }
 
 // The defaults.
@@ -206,7 +212,7 @@ type name struct {
 // lookups and the actuator's replies, it returns what to send, to resolve
 // and to apply. It performs no I/O.
 type Engine struct {
-	cfg     Config
+	cfg     EngineConfig
 	log     *slog.Logger
 	rnd     *rand.Rand
 	sources []*source
@@ -231,7 +237,7 @@ type Engine struct {
 
 // NewEngine returns an engine that starts at now. rnd makes the queries'
 // nonces: it must be unpredictable (seeded from crypto/rand) outside tests.
-func NewEngine(cfg Config, log *slog.Logger, rnd *rand.Rand, now time.Time) *Engine {
+func NewEngine(cfg EngineConfig, log *slog.Logger, rnd *rand.Rand, now time.Time) *Engine {
 	e := &Engine{cfg: cfg.withDefaults(), log: log, rnd: rnd, started: now}
 	e.sysPoll = e.cfg.MinPoll
 	e.clock.init(e.cfg)
@@ -254,7 +260,7 @@ func originOf(sc SourceConfig) Origin {
 }
 
 // withDefaults fills what the configuration left zero.
-func (c Config) withDefaults() Config {
+func (c EngineConfig) withDefaults() EngineConfig {
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
@@ -270,6 +276,7 @@ func (c Config) withDefaults() Config {
 	def(&c.BurstCount, DefaultBurstCount)
 	def(&c.MinSources, 1)
 	def(&c.MaxSources, DefaultMaxSources)
+	defDur(&c.BurstInterval, DefaultBurstInterval)
 	defDur(&c.ReplyTimeout, DefaultReplyTimeout)
 	defDur(&c.StepThreshold, DefaultStepThreshold)
 	defDur(&c.PanicThreshold, DefaultPanicThreshold)
@@ -280,7 +287,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Check reports what is wrong with a configuration, naming the key.
-func (c Config) Check() error {
+func (c EngineConfig) Check() error {
 	switch {
 	case c.Mode < ModeService || c.Mode > ModeQuery:
 		return fmt.Errorf("mode %d: unknown", c.Mode)
@@ -292,7 +299,7 @@ func (c Config) Check() error {
 		return fmt.Errorf("maxpoll %d is below minpoll %d", c.MaxPoll, c.MinPoll)
 	case c.BurstCount < 0 || c.BurstCount > 8:
 		return fmt.Errorf("burst %d: want 1 to 8", c.BurstCount)
-	case c.BurstInterval < 0 || c.ReplyTimeout < 0 || c.StepThreshold < 0 || c.PanicThreshold < 0 || c.MaxInitialStep < 0 || c.MaxDistance < 0:
+	case c.ReplyTimeout < 0 || c.StepThreshold < 0 || c.PanicThreshold < 0 || c.MaxInitialStep < 0 || c.MaxDistance < 0:
 		return fmt.Errorf("a negative duration")
 	case c.StepThreshold > privsep.DefaultMaxSlew:
 		return fmt.Errorf("step threshold %s: above the %s an actuator slews", c.StepThreshold, privsep.DefaultMaxSlew)
@@ -591,6 +598,9 @@ func (e *Engine) HandlePacket(now time.Time, from netip.AddrPort, b []byte) erro
 		s.lastErr = err.Error()
 		e.log.Debug("reply rejected", "source", s.name, "address", from.String(), "reason", err.Error())
 	}
+	if s.query == nil && s.toSend > 0 && !now.Before(s.nextSend) {
+		e.send(now, s) // the next of a burst without pause
+	}
 	if e.inRound {
 		e.maybeEndRound(now)
 	}
@@ -611,7 +621,7 @@ func (e *Engine) handleReply(now time.Time, s *source, b []byte) error {
 	}
 	// The reply answers the query, whatever it says: the query is over.
 	s.query = nil
-	s.nextSend = now.Add(e.cfg.BurstInterval)
+	s.nextSend = now.Add(max(e.cfg.BurstInterval, 0))
 	if h.Mode != ModeServer {
 		return fmt.Errorf("ntp: %s: mode %d, not a server's", s.addr, h.Mode)
 	}

@@ -55,7 +55,7 @@ type fakeServer struct {
 	queries int
 }
 
-func newWorld(t *testing.T, cfg Config, servers map[string]*fakeServer) *world {
+func newWorld(t *testing.T, cfg EngineConfig, servers map[string]*fakeServer) *world {
 	w := &world{t: t, truth: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC), oneWay: 5 * time.Millisecond, servers: map[netip.AddrPort]*fakeServer{}}
 	for a, s := range servers {
 		if s.stratum == 0 {
@@ -167,7 +167,7 @@ func near(a, b, tol time.Duration) bool { return absDuration(a-b) <= tol }
 
 func TestEngineStepsToOneServer(t *testing.T) {
 	for _, err := range []time.Duration{2500 * time.Millisecond, -30 * time.Second, 10 * 365 * 24 * time.Hour} {
-		w := newWorld(t, Config{Mode: ModeOnce, BurstCount: 4, Sources: []SourceConfig{{Name: "192.0.2.1"}}},
+		w := newWorld(t, EngineConfig{Mode: ModeOnce, BurstCount: 4, Sources: []SourceConfig{{Name: "192.0.2.1"}}},
 			map[string]*fakeServer{"192.0.2.1": {err: err}})
 		w.run(time.Minute)
 		done, result := w.e.Done()
@@ -184,7 +184,7 @@ func TestEngineStepsToOneServer(t *testing.T) {
 }
 
 func TestEngineSlewsSmallOffsets(t *testing.T) {
-	w := newWorld(t, Config{Mode: ModeOnce, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, map[string]*fakeServer{"192.0.2.1": {err: 40 * time.Millisecond}})
+	w := newWorld(t, EngineConfig{Mode: ModeOnce, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, map[string]*fakeServer{"192.0.2.1": {err: 40 * time.Millisecond}})
 	w.run(time.Minute)
 	if len(w.applied) < 2 {
 		t.Fatalf("applied %v", w.applied)
@@ -201,7 +201,7 @@ func TestEngineSlewsSmallOffsets(t *testing.T) {
 }
 
 func TestEngineRejectsFalseticker(t *testing.T) {
-	w := newWorld(t, Config{Mode: ModeService, MinPoll: 1, MaxPoll: 2, BurstInterval: time.Second, Sources: []SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}, {Name: "192.0.2.3"}}},
+	w := newWorld(t, EngineConfig{Mode: ModeService, MinPoll: 1, MaxPoll: 2, BurstInterval: time.Second, Sources: []SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}, {Name: "192.0.2.3"}}},
 		map[string]*fakeServer{"192.0.2.1": {err: 2 * time.Second}, "192.0.2.2": {err: 2*time.Second + 300*time.Microsecond}, "192.0.2.3": {err: 12 * time.Second}})
 	w.run(30 * time.Second)
 	if s := w.steps(); len(s) != 1 || !near(s[0], 2*time.Second, time.Millisecond) {
@@ -217,7 +217,7 @@ func TestEngineRejectsFalseticker(t *testing.T) {
 }
 
 func TestEngineLeavesTheClockWithoutMajority(t *testing.T) {
-	w := newWorld(t, Config{Mode: ModeQuery, Sources: []SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}}},
+	w := newWorld(t, EngineConfig{Mode: ModeQuery, Sources: []SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}}},
 		map[string]*fakeServer{"192.0.2.1": {err: 2 * time.Second}, "192.0.2.2": {err: -3 * time.Second}})
 	w.run(time.Minute)
 	if done, _ := w.e.Done(); !done {
@@ -234,7 +234,7 @@ func TestEngineLeavesTheClockWithoutMajority(t *testing.T) {
 }
 
 func TestEnginePanicThreshold(t *testing.T) {
-	w := newWorld(t, Config{Mode: ModeService, MinPoll: 1, MaxPoll: 1, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, map[string]*fakeServer{"192.0.2.1": {err: 5 * time.Second}})
+	w := newWorld(t, EngineConfig{Mode: ModeService, MinPoll: 1, MaxPoll: 1, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, map[string]*fakeServer{"192.0.2.1": {err: 5 * time.Second}})
 	w.run(20 * time.Second)
 	if s := w.steps(); len(s) != 1 {
 		t.Fatalf("steps %v, want the first", s)
@@ -253,7 +253,7 @@ func TestEnginePanicThreshold(t *testing.T) {
 }
 
 func TestEngineKissOfDeath(t *testing.T) {
-	w := newWorld(t, Config{Mode: ModeService, MinPoll: 1, MaxPoll: 1, Sources: []SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}}},
+	w := newWorld(t, EngineConfig{Mode: ModeService, MinPoll: 1, MaxPoll: 1, Sources: []SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}}},
 		map[string]*fakeServer{"192.0.2.1": {kiss: "RATE"}, "192.0.2.2": {kiss: "DENY"}})
 	w.run(64 * time.Second)
 	rate := w.servers[netip.MustParseAddrPort("192.0.2.1:123")]
@@ -275,7 +275,7 @@ func TestEngineKissOfDeath(t *testing.T) {
 }
 
 func TestEngineDropsSilentSource(t *testing.T) {
-	w := newWorld(t, Config{Mode: ModeService, MinPoll: 1, MaxPoll: 1, Sources: []SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}, {Name: "192.0.2.3"}}},
+	w := newWorld(t, EngineConfig{Mode: ModeService, MinPoll: 1, MaxPoll: 1, Sources: []SourceConfig{{Name: "192.0.2.1"}, {Name: "192.0.2.2"}, {Name: "192.0.2.3"}}},
 		map[string]*fakeServer{"192.0.2.1": {}, "192.0.2.2": {}, "192.0.2.3": {}})
 	w.run(20 * time.Second)
 	w.servers[netip.MustParseAddrPort("192.0.2.3:123")].silent = true
@@ -290,7 +290,7 @@ func TestEngineDropsSilentSource(t *testing.T) {
 }
 
 func TestEngineResolvesNames(t *testing.T) {
-	w := newWorld(t, Config{Mode: ModeQuery, Sources: []SourceConfig{{Name: "pool.example", Pool: true}, {Name: "ntp.example"}}},
+	w := newWorld(t, EngineConfig{Mode: ModeQuery, Sources: []SourceConfig{{Name: "pool.example", Pool: true}, {Name: "ntp.example"}}},
 		map[string]*fakeServer{"192.0.2.1": {}, "192.0.2.2": {}, "192.0.2.3": {}})
 	w.resolve = map[string][]netip.Addr{
 		"pool.example": {netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")},
@@ -309,7 +309,7 @@ func TestEngineResolvesNames(t *testing.T) {
 // for a day: the frequency correction must settle near -50 ppm, within the
 // bounds, and the clock stay within a millisecond once settled.
 func TestEngineFollowsDrift(t *testing.T) {
-	w := newWorld(t, Config{Mode: ModeService, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, map[string]*fakeServer{"192.0.2.1": {}})
+	w := newWorld(t, EngineConfig{Mode: ModeService, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, map[string]*fakeServer{"192.0.2.1": {}})
 	w.drift, w.gradual = 50, true
 	w.run(24 * time.Hour)
 	t.Logf("after a day: frequency %.2f ppm, clock %s off, poll %s", w.freq, w.localErr, w.e.Status(w.local()).Poll)

@@ -1,7 +1,10 @@
 package ntp
 
 import (
+	"golang.org/x/sys/unix"
+
 	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/privsep/sandbox"
 )
 
 // The grant of dyad-ntp: everything its actuator may do. Together with
@@ -12,7 +15,7 @@ import (
 // Grant returns the policy the actuator enforces for an engine
 // configuration: the thresholds the configuration sets bound the engine
 // too.
-func Grant(c Config) privsep.Policy {
+func Grant(c EngineConfig) privsep.Policy {
 	c = c.withDefaults()
 	return privsep.Policy{
 		Daemon: "ntp",
@@ -22,4 +25,19 @@ func Grant(c Config) privsep.Policy {
 			MaxInitialStep: c.MaxInitialStep,
 		},
 	}.WithDefaultBounds()
+}
+
+// actuatorCaps are the capabilities the actuator keeps: CAP_SYS_TIME, or
+// none when the clock it disciplines is the simulated one.
+func actuatorCaps(c *Config) []sandbox.Cap {
+	if c.SimulatedClock != "" {
+		return nil
+	}
+	return []sandbox.Cap{unix.CAP_SYS_TIME}
+}
+
+// supervisorCaps are what the supervisor keeps to restart the engine as
+// another user with nothing, when no engine-exec does that for it.
+func supervisorCaps() []sandbox.Cap {
+	return []sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}
 }

@@ -91,7 +91,7 @@ func TestRejectedReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-			e := NewEngine(Config{Mode: ModeQuery, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, slog.New(slog.NewTextHandler(io.Discard, nil)), rand.New(rand.NewPCG(1, 2)), now)
+			e := NewEngine(EngineConfig{Mode: ModeQuery, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, slog.New(slog.NewTextHandler(io.Discard, nil)), rand.New(rand.NewPCG(1, 2)), now)
 			e.HandleTimer(now)
 			var q Header
 			for _, a := range e.TakeActions() {

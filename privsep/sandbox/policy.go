@@ -118,6 +118,25 @@ func EngineSyscalls() SyscallPolicy {
 	return SyscallPolicy{Rules: r}
 }
 
+// UDPClientSyscalls is the policy of an engine that talks to servers
+// itself, such as the NTP engine: the engine's, plus sockets of IPv4 and
+// IPv6 datagrams (no stream, raw, packet, netlink or unix socket), bound,
+// connected and given options. Name lookups go through such sockets too.
+func UDPClientSyscalls() SyscallPolicy {
+	p := EngineSyscalls()
+	var r []Rule
+	for _, domain := range []int{unix.AF_INET, unix.AF_INET6} {
+		r = append(r, Rule{Syscall: "socket", Action: ActAllow, Args: []Arg{
+			{Index: 0, Op: Equal, Value: uint64(domain)},
+			// The type without SOCK_NONBLOCK and SOCK_CLOEXEC.
+			{Index: 1, Op: MaskedEqual, Mask: 0xf, Value: unix.SOCK_DGRAM},
+		}})
+	}
+	r = append(r, allow("bind", "connect", "setsockopt")...)
+	p.Rules = append(r, p.Rules...)
+	return p
+}
+
 // ActuatorSyscalls is the policy of an actuator: the engine's, plus
 // netlink, unix and IPv4 sockets, opening files for writing, and the file
 // operations of an atomic replace (write a temporary file, sync, rename),

@@ -1,0 +1,44 @@
+package ntp
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/dyad-project/dyad/sdk"
+)
+
+// Main runs dyad-ntp in whichever stage argv[0] names and returns the exit
+// code. Started as ntpd (the ntp image links /usr/sbin/ntpd to it), it
+// reads openntpd's command line and ntpd.conf.
+func Main(argv []string, stdout, stderr io.Writer) int {
+	args := argv[1:]
+	if filepath.Base(argv[0]) == "ntpd" {
+		args = append([]string{OpenntpdMode}, args...)
+	}
+	switch sdk.StageOf(argv[0], "dyad-ntp") {
+	case sdk.StageActuator:
+		return actuate(args)
+	case sdk.StageEngine:
+		return runEngine(args)
+	}
+	if len(args) > 0 && args[0] == "status" {
+		return sdk.StatusCommand("dyad-ntp", defaultRunDir, args[1:], stdout, stderr)
+	}
+	cfg, err := ParseArgs(args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "dyad-ntp:", err)
+		return 2
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "dyad-ntp: warning:", w)
+	}
+	switch {
+	case cfg.ConfigTest:
+		fmt.Fprintln(stdout, "configuration OK")
+		return 0
+	case cfg.Mode == ModeQuery:
+		return runQuery(cfg, stdout, stderr)
+	}
+	return supervise(cfg, args)
+}
