@@ -423,11 +423,14 @@ func (d *driver) send(s Send) {
 		d.log.Warn("no socket for the server's address family", "server", s.To.String())
 		return
 	}
+	// Read before the write: the reply's kernel timestamp may be taken
+	// before this goroutine runs again.
+	sent := d.now()
 	if _, err := c.WriteToUDPAddrPort(s.Packet, s.To); err != nil {
 		d.log.Warn("cannot send a query", "server", s.To.String(), "err", err.Error())
 		return
 	}
-	d.e.Sent(s.Token, d.now())
+	d.e.Sent(s.Token, sent)
 }
 
 func (d *driver) resolve(ctx context.Context, name string) {
@@ -444,6 +447,7 @@ func (d *driver) apply(ops []privsep.Message) error {
 		if d.conn == nil {
 			return fmt.Errorf("no actuator for %s", op.Kind())
 		}
+		asked := time.Now()
 		r, err := d.call(op)
 		if err != nil {
 			return err
@@ -453,7 +457,11 @@ func (d *driver) apply(ops []privsep.Message) error {
 			opErr = errors.New(r.Error)
 		}
 		if r.Clock != nil && d.cfg.SimulatedClock {
-			d.simDelta = time.Unix(0, r.Clock.Time).Sub(time.Now())
+			// The actuator read the clock about half-way through the
+			// exchange.
+			answered := time.Now()
+			mid := asked.Add(answered.Sub(asked) / 2)
+			d.simDelta = time.Unix(0, r.Clock.Time).Sub(mid)
 		}
 		d.e.Applied(d.now(), op, r.Clock, opErr)
 	}

@@ -157,6 +157,11 @@ func setUpInside() error {
 	if err := syscall.Mount("tmpfs", privateTmp, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=1777"); err != nil {
 		return fmt.Errorf("mounting a tmpfs on %s: %w", privateTmp, err)
 	}
+	// POSIX shared memory and semaphores too (faketime's wrapper names
+	// its own by PID, which repeat from one PID namespace to the next).
+	if err := syscall.Mount("tmpfs", "/dev/shm", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mounting a tmpfs on /dev/shm: %w", err)
+	}
 	if err := os.Setenv("TMPDIR", privateTmp); err != nil {
 		return fmt.Errorf("setting TMPDIR: %w", err)
 	}

@@ -1,0 +1,279 @@
+package ntp_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dyad-project/dyad/daemons/ntp"
+	"github.com/dyad-project/dyad/internal/testnet"
+)
+
+// Integration tests: the real binary against chronyd servers (their clocks
+// shifted with faketime) in network namespaces the tests create, inside
+// private mount, UTS and PID namespaces (testnet.Isolate). The clock the
+// daemon disciplines is the simulated one: the host's is never changed.
+
+func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
+
+var built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// binary returns the dyad-ntp to test: $DYAD_BIN/dyad-ntp as make builds
+// it, or a fresh build.
+func binary(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("DYAD_BIN"); dir != "" {
+		p := filepath.Join(dir, "dyad-ntp")
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("DYAD_BIN=%s: %v", dir, err)
+		}
+		return p
+	}
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "dyad-ntp-bin-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "dyad-ntp")
+		out, err := exec.Command("go", "build", "-o", built.path, "github.com/dyad-project/dyad/daemons/ntp/cmd/dyad-ntp").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("building dyad-ntp: %v", built.err)
+	}
+	return built.path
+}
+
+// servers starts a chronyd for each shift, each in its own namespace,
+// all reached from one client namespace; it returns the Nets (the first
+// one's Client is the client's namespace).
+func servers(t *testing.T, shifts ...time.Duration) []*testnet.Net {
+	t.Helper()
+	testnet.RequireRoot(t)
+	var nets []*testnet.Net
+	for i, s := range shifts {
+		c := testnet.Config{ClientIf: fmt.Sprintf("veth%d", i)}
+		if i > 0 {
+			c.Client = nets[0].Client
+		}
+		n := testnet.NewNetConfig(t, c)
+		n.AddClientAddress(t)
+		n.StartChrony(t, testnet.ChronyOptions{Shift: s})
+		nets = append(nets, n)
+	}
+	return nets
+}
+
+func addrs(nets []*testnet.Net) []string {
+	var a []string
+	for _, n := range nets {
+		a = append(a, n.ServerAddr.Addr().String())
+	}
+	return a
+}
+
+// daemon is one run of dyad-ntp with a simulated clock, its paths in a
+// temporary directory.
+type daemon struct {
+	*testnet.Proc
+	run, simLog string
+}
+
+func startDaemon(t *testing.T, n *testnet.Net, args ...string) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	d := &daemon{run: filepath.Join(dir, "run"), simLog: filepath.Join(dir, "clock.log")}
+	full := append([]string{"-d", "-f", "/dev/null", "--run-dir", d.run, "--dhcp-servers", "none",
+		"--simulate-clock", d.simLog}, args...)
+	d.Proc = n.Start(t, n.Client, binary(t), full...)
+	return d
+}
+
+// clockOp is a line of the simulated clock's log.
+type clockOp struct {
+	Time int64           `json:"time"`
+	Op   string          `json:"op"`
+	Args json.RawMessage `json:"args"`
+}
+
+func (d *daemon) ops(t *testing.T) []clockOp {
+	t.Helper()
+	f, err := os.Open(d.simLog)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var ops []clockOp
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var op clockOp
+		if err := json.Unmarshal(sc.Bytes(), &op); err != nil {
+			t.Fatalf("simulated clock log: %v: %q", err, sc.Text())
+		}
+		ops = append(ops, op)
+	}
+	return ops
+}
+
+// steps returns the offsets of the steps the simulated clock took.
+func (d *daemon) steps(t *testing.T) []time.Duration {
+	var out []time.Duration
+	for _, op := range d.ops(t) {
+		if op.Op == "clock.step" {
+			var s struct{ Offset int64 }
+			json.Unmarshal(op.Args, &s)
+			out = append(out, time.Duration(s.Offset))
+		}
+	}
+	return out
+}
+
+// status reads the status socket; a daemon still starting has none, and
+// gives the zero Status.
+func (d *daemon) status(t *testing.T) ntp.Status {
+	t.Helper()
+	out, err := exec.Command(binary(t), "status", "--run-dir", d.run).CombinedOutput()
+	if err != nil {
+		return ntp.Status{}
+	}
+	var st ntp.Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	return st
+}
+
+// waitFor polls cond for up to timeout.
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+func near(a, b, tol time.Duration) bool { d := a - b; return d >= -tol && d <= tol }
+
+// TestQuery: dyad-ntp -q against a server 2.5 s ahead prints its offset,
+// and changes nothing.
+func TestQuery(t *testing.T) {
+	nets := servers(t, 2500*time.Millisecond)
+	n := nets[0]
+	out, err := n.Run(t, n.Client, binary(t), "-q", "-f", "/dev/null", "--dhcp-servers", "none", addrs(nets)[0])
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var off float64
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "offset "); ok {
+			fmt.Sscanf(rest, "%f", &off)
+		}
+	}
+	if !near(time.Duration(off*1e9), 2500*time.Millisecond, time.Millisecond) {
+		t.Errorf("offset %f s, want 2.5 s ± 1 ms:\n%s", off, out)
+	}
+}
+
+// TestStep: with -1, a server 2.5 s ahead, or 30 s behind, gives one step
+// of its shift in the simulated clock, and the daemon exits 0.
+func TestStep(t *testing.T) {
+	for _, shift := range []time.Duration{2500 * time.Millisecond, -30 * time.Second} {
+		t.Run(shift.String(), func(t *testing.T) {
+			nets := servers(t, shift)
+			d := startDaemon(t, nets[0], append([]string{"-1", "-t", "20"}, addrs(nets)...)...)
+			if err := d.Wait(30 * time.Second); err != nil || d.ExitCode() != 0 {
+				t.Fatalf("dyad-ntp -1: %v, exit %d\n%s", err, d.ExitCode(), d.Output())
+			}
+			s := d.steps(t)
+			if len(s) != 1 || !near(s[0], shift, time.Millisecond) {
+				t.Errorf("steps %v, want one of %s ± 1ms", s, shift)
+			}
+		})
+	}
+}
+
+// TestFalseticker: of three servers, one 10 s ahead of the other two, the
+// majority wins and the third is a falseticker in the status.
+func TestFalseticker(t *testing.T) {
+	nets := servers(t, 2*time.Second, 2*time.Second, 12*time.Second)
+	d := startDaemon(t, nets[0], append([]string{"--minpoll", "-1"}, addrs(nets)...)...)
+	var st ntp.Status
+	if !waitFor(20*time.Second, func() bool {
+		if len(d.steps(t)) == 0 {
+			return false
+		}
+		st = d.status(t)
+		return len(st.Sources) == 3 && st.Sources[2].Verdict == ntp.VerdictFalseticker
+	}) {
+		t.Fatalf("no step, or no falseticker: steps %v, status %+v\n%s", d.steps(t), st, d.Output())
+	}
+	if s := d.steps(t); !near(s[0], 2*time.Second, time.Millisecond) {
+		t.Errorf("stepped %s, want the majority's 2s", s[0])
+	}
+	for _, s := range st.Sources[:2] {
+		if s.Verdict != ntp.VerdictSelected {
+			t.Errorf("%s: verdict %q, want selected", s.Name, s.Verdict)
+		}
+	}
+}
+
+// TestLostSource: a server that stops answering becomes unreachable and
+// the others carry on.
+func TestLostSource(t *testing.T) {
+	nets := servers(t, 0, 0, 0)
+	d := startDaemon(t, nets[0], append([]string{"--minpoll", "-2"}, addrs(nets)...)...)
+	if !waitFor(20*time.Second, func() bool { st := d.status(t); return st.Synced && len(st.Sources) == 3 }) {
+		t.Fatalf("not synchronised\n%s", d.Output())
+	}
+	// Stop the third server: its link goes down.
+	if out, err := nets[2].Run(t, nets[2].Server, "ip", "link", "set", nets[2].ServerIf, "down"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var st ntp.Status
+	if !waitFor(30*time.Second, func() bool {
+		st = d.status(t)
+		return len(st.Sources) == 3 && st.Sources[2].Verdict == ntp.VerdictUnreachable && st.Sources[0].Verdict == ntp.VerdictSelected && st.Sources[1].Verdict == ntp.VerdictSelected
+	}) {
+		t.Fatalf("status %+v: want the third unreachable and the others selected\n%s", st, d.Output())
+	}
+}
+
+// TestPanicThreshold: once the clock is set, a server that jumps by more
+// than the panic threshold is refused, and the clock is not stepped.
+func TestPanicThreshold(t *testing.T) {
+	testnet.RequireRoot(t)
+	n := testnet.NewNet(t)
+	n.AddClientAddress(t)
+	first := n.StartChrony(t, testnet.ChronyOptions{Shift: 3 * time.Second})
+	d := startDaemon(t, n, "--minpoll", "-1", n.ServerAddr.Addr().String())
+	if !waitFor(20*time.Second, func() bool { return len(d.steps(t)) == 1 }) {
+		t.Fatalf("no first step\n%s", d.Output())
+	}
+	// The same server, now 2000 s ahead.
+	first.Stop()
+	n.StartChrony(t, testnet.ChronyOptions{Shift: 2000 * time.Second})
+	if !waitFor(30*time.Second, func() bool {
+		last := d.status(t).Last
+		return last != nil && last.Kind == ntp.AdjustRefused
+	}) {
+		t.Fatalf("no refusal: status %+v\n%s", d.status(t), d.Output())
+	}
+	if s := d.steps(t); len(s) != 1 {
+		t.Errorf("steps %v: the jump of 2000 s was applied", s)
+	}
+}
