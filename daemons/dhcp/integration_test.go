@@ -15,7 +15,6 @@ import (
 
 	"github.com/dyad-project/dyad/daemons/dhcp"
 	"github.com/dyad-project/dyad/internal/testnet"
-	"github.com/dyad-project/dyad/privsep/sandbox"
 )
 
 // Integration tests: the real binary against dnsmasq and kea, in network
@@ -421,7 +420,7 @@ func TestEngineRestartKeepsAddress(t *testing.T) {
 		n, _, c := startBound(t, kind, nil)
 		first := c.addr(t).Prefix
 		mon := monitorAddrs(t, n)
-		procs := daemonProcs(t, c.Pid())
+		procs := testnet.StageProcs(t, "dyad-dhcp", c.Pid())
 		mark := c.Mark()
 		if err := syscallKill(procs["engine"]); err != nil {
 			t.Fatal(err)
@@ -435,7 +434,7 @@ func TestEngineRestartKeepsAddress(t *testing.T) {
 		if a := c.addr(t).Prefix; a != first {
 			t.Errorf("address %s, want %s", a, first)
 		}
-		if procs2 := daemonProcs(t, c.Pid()); procs2["actuator"] != procs["actuator"] || procs2["engine"] == procs["engine"] {
+		if procs2 := testnet.StageProcs(t, "dyad-dhcp", c.Pid()); procs2["actuator"] != procs["actuator"] || procs2["engine"] == procs["engine"] {
 			t.Errorf("processes before %v, after %v: want the same actuator and a new engine", procs, procs2)
 		}
 		assertNoDeletion(t, mon)
@@ -480,54 +479,12 @@ func TestSandboxOfRunningDaemon(t *testing.T) {
 	c.waitLog(t, `msg=bound`, 20*time.Second)
 	// The supervisor drops its privilege once both children run.
 	c.waitLog(t, `msg=confined daemon=dyad-dhcp proc=supervisor`, 5*time.Second)
-	procs := daemonProcs(t, c.Pid())
+	procs := testnet.StageProcs(t, "dyad-dhcp", c.Pid())
 	const netAdmin = uint64(1) << 12
 	supCaps := uint64(1)<<6 | 1<<7 | 1<<8 | 1<<5 // SETGID SETUID SETPCAP KILL: no NET_ADMIN
-
-	for _, tc := range []struct {
-		proc     string
-		uid, gid uint32
-		caps     uint64
-	}{
-		{"supervisor", 0, 0, supCaps},
-		{"actuator", 0, 0, netAdmin},
-		{"engine", dhcp.DefaultEngineID, dhcp.DefaultEngineID, 0},
-	} {
-		pid := procs[tc.proc]
-		tids, err := sandbox.Threads(pid)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.proc, err)
-		}
-		// Credentials and capabilities are per thread: check each.
-		for _, tid := range tids {
-			st, err := sandbox.ReadThreadStatus(pid, tid)
-			if err != nil {
-				continue // the thread exited meanwhile
-			}
-			what := fmt.Sprintf("%s thread %d", tc.proc, tid)
-			for i := range 4 {
-				if st.UID[i] != tc.uid || st.GID[i] != tc.gid {
-					t.Errorf("%s: Uid %v Gid %v, want %d/%d", what, st.UID, st.GID, tc.uid, tc.gid)
-					break
-				}
-			}
-			if tc.proc == "engine" && len(st.Groups) != 0 {
-				t.Errorf("%s: supplementary groups %v", what, st.Groups)
-			}
-			// A supervisor thread that started a child keeps that child's
-			// smaller bounding set.
-			if st.CapPrm != tc.caps || st.CapEff != tc.caps || st.CapBnd&^tc.caps != 0 || st.CapInh != 0 || st.CapAmb != 0 ||
-				tc.proc != "supervisor" && st.CapBnd != tc.caps {
-				t.Errorf("%s: CapInh %#x CapPrm %#x CapEff %#x CapBnd %#x CapAmb %#x, want %#x", what, st.CapInh, st.CapPrm, st.CapEff, st.CapBnd, st.CapAmb, tc.caps)
-			}
-			if st.Seccomp != 2 {
-				t.Errorf("%s: Seccomp %d, want 2 (filter)", what, st.Seccomp)
-			}
-			if tc.proc == "engine" && !st.NoNewPrivs {
-				t.Errorf("%s: NoNewPrivs not set", what)
-			}
-		}
-	}
+	testnet.CheckConfinement(t, "supervisor", procs["supervisor"], testnet.Confinement{Caps: supCaps, Supervisor: true})
+	testnet.CheckConfinement(t, "actuator", procs["actuator"], testnet.Confinement{Caps: netAdmin})
+	testnet.CheckConfinement(t, "engine", procs["engine"], testnet.Confinement{UID: dhcp.DefaultEngineID, GID: dhcp.DefaultEngineID, Engine: true})
 }
 
 // TestNoDescriptorLeaks starts the daemon holding a file its caller left
@@ -551,7 +508,7 @@ func TestNoDescriptorLeaks(t *testing.T) {
 	cmd.ExtraFiles[19] = f
 	c.Proc = testnet.StartCommand(t, cmd)
 	c.waitLog(t, `msg=bound`, 20*time.Second)
-	for stage, pid := range daemonProcs(t, c.Pid()) {
+	for stage, pid := range testnet.StageProcs(t, "dyad-dhcp", c.Pid()) {
 		if stage == "supervisor" {
 			continue
 		}
@@ -565,29 +522,6 @@ func TestNoDescriptorLeaks(t *testing.T) {
 			}
 		}
 	}
-}
-
-// daemonProcs finds the actuator and the engine among the children of the
-// supervisor pid, by the argv[0] each stage shows.
-func daemonProcs(t *testing.T, supervisor int) map[string]int {
-	t.Helper()
-	out := map[string]int{"supervisor": supervisor}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, pid := range testnet.Children(supervisor) {
-			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			argv0, _, _ := strings.Cut(string(cmd), "\x00")
-			if stage, ok := strings.CutPrefix(argv0, "dyad-dhcp: "); ok {
-				out[stage] = pid
-			}
-		}
-		if out["actuator"] != 0 && out["engine"] != 0 {
-			return out
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("cannot find the actuator and the engine under %d: %v", supervisor, out)
-	return nil
 }
 
 func syscallKill(pid int) error {

@@ -55,12 +55,20 @@ func supervise(cfg *Config, args []string) int {
 			if cfg.EngineLauncher != "" {
 				// As dyad-dhcp's: no capability, and no seccomp filter,
 				// whose no_new_privs would void engine-exec's set-ID bits.
-				return sandbox.DropAllThreadsLeavingBounding(nil)
+				if err := sandbox.DropAllThreadsLeavingBounding(nil); err != nil {
+					return err
+				}
+				log.Debug("confined", "capabilities", "none", "seccomp", "none (engine-exec)")
+				return nil
 			}
 			if err := sandbox.DropAllThreads(supervisorCaps()); err != nil {
 				return err
 			}
-			return sandbox.Confine(sandbox.Profile{Name: "supervisor", Syscalls: sandbox.SupervisorSyscalls(sandbox.UDPClientSyscalls())})
+			if err := sandbox.Confine(sandbox.Profile{Name: "supervisor", Syscalls: sandbox.SupervisorSyscalls(sandbox.UDPClientSyscalls())}); err != nil {
+				return err
+			}
+			log.Debug("confined")
+			return nil
 		},
 	}
 	if cfg.Mode == ModeOnce {
