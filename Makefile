@@ -26,10 +26,13 @@ deps:
 # Always handed to go build, whose cache knows what changed.
 build: deps
 	$(GOBUILD) -o $(BIN)/dyad-dhcp ./daemons/dhcp/cmd/dyad-dhcp
+	$(GOBUILD) -o $(BIN)/dyad-ntp ./daemons/ntp/cmd/dyad-ntp
 	$(GOBUILD) -o $(BIN)/bench/ ./bench/cmd/...
 	$(GOBUILD) -o $(BIN)/dyad ./linuxkit-builder/cmd/dyad
-	@file -b $(BIN)/dyad-dhcp | grep -q 'static-pie linked' || \
-		{ echo "bin/dyad-dhcp is not a static PIE: $$(file -b $(BIN)/dyad-dhcp)" >&2; exit 1; }
+	@for b in dyad-dhcp dyad-ntp; do \
+		file -b $(BIN)/$$b | grep -q 'static-pie linked' || \
+			{ echo "bin/$$b is not a static PIE: $$(file -b $(BIN)/$$b)" >&2; exit 1; }; \
+	done
 
 # Tests need root: they create network namespaces (inside their own mount
 # namespace; nothing of the host is changed).

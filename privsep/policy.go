@@ -587,6 +587,20 @@ func (p Policy) Describe(k Kind) (does, checks string) {
 		return "save a lease in the state directory", fmt.Sprintf("%s; at most %d leases; the file is named after the link, which must be owned; no path comes from the engine", owned, p.MaxLeases)
 	case OpLeaseDrop:
 		return "delete a saved lease", owned
+	case OpClockRead:
+		return "read the system clock's state (clock_adjtime without changes)", "none needed"
+	case OpClockSlew:
+		return "slew the system clock: correct it gradually, at the kernel's 500 µs a second", fmt.Sprintf("at most %s", p.Clock.MaxSlew)
+	case OpClockFrequency:
+		return "set the system clock's frequency correction", fmt.Sprintf("within ±%d ppm", p.Clock.MaxFrequency/FrequencyScale)
+	case OpClockStep:
+		first := "any size"
+		if p.Clock.MaxInitialStep > 0 {
+			first = fmt.Sprintf("at most %s", p.Clock.MaxInitialStep)
+		}
+		return "step the system clock", fmt.Sprintf("the first correction %s; after it, at most the panic threshold of %s, and one step a %s", first, p.Clock.PanicThreshold, p.Clock.MinStepInterval)
+	case OpClockStatus:
+		return "set the clock's synchronisation status, leap second and error estimates, which let the kernel keep the RTC", fmt.Sprintf("leap none, insert or delete; errors 0 to %d µs", MaxClockError)
 	}
 	return "", ""
 }

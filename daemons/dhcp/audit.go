@@ -40,7 +40,7 @@ func auditOf(cfg *Config) *audit.Audit {
 		Daemon: "dyad-dhcp",
 		Supervisor: audit.Process{
 			User:         "root",
-			Capabilities: capNames(supervisorCaps(cfg)),
+			Capabilities: sandbox.CapNames(supervisorCaps(cfg)),
 			NoNewPrivs:   true,
 			Seccomp:      "the supervisor's: the Go runtime, waiting for and starting its children",
 			Landlock:     "none",
@@ -48,7 +48,7 @@ func auditOf(cfg *Config) *audit.Audit {
 		},
 		Actuator: audit.Process{
 			User:         "root",
-			Capabilities: capNames(actuatorCaps(cfg)),
+			Capabilities: sandbox.CapNames(actuatorCaps(cfg)),
 			NoNewPrivs:   true,
 			Seccomp:      "the actuator's: netlink, unix and IPv4 sockets, atomic file replace",
 			Landlock:     fmt.Sprintf("writes only under %v", actuatorWritable(cfg)),
@@ -88,12 +88,4 @@ func auditOf(cfg *Config) *audit.Audit {
 		a.Operations = append(a.Operations, doc)
 	}
 	return a
-}
-
-func capNames(caps []sandbox.Cap) []string {
-	names := make([]string, len(caps))
-	for i, c := range caps {
-		names[i] = c.String()
-	}
-	return names
 }

@@ -80,8 +80,9 @@ const (
 	DefaultEngineID = 2102
 	// DefaultEngineLauncher is where the images put engine-exec.
 	DefaultEngineLauncher = "/usr/libexec/dyad/engine-exec"
-	// OpenntpdMode, first on a command line, says it is openntpd's.
-	OpenntpdMode = "--openntpd"
+	// OpenntpdMode, first on a command line, says it is openntpd's (the
+	// image runs dyad-ntp ntpd -d).
+	OpenntpdMode = "ntpd"
 	maxServers   = 64
 )
 

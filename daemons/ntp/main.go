@@ -22,6 +22,9 @@ func Main(argv []string, stdout, stderr io.Writer) int {
 	case sdk.StageEngine:
 		return runEngine(args)
 	}
+	if len(args) > 0 && args[0] == "audit" {
+		return printAudit(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "status" {
 		return sdk.StatusCommand("dyad-ntp", defaultRunDir, args[1:], stdout, stderr)
 	}

@@ -168,3 +168,12 @@ func dropAllThreads(keep []Cap, leaveBounding bool) error {
 	}
 	return nil
 }
+
+// CapNames returns the names of caps, as audits print them.
+func CapNames(caps []Cap) []string {
+	names := make([]string, len(caps))
+	for i, c := range caps {
+		names[i] = c.String()
+	}
+	return names
+}

@@ -1,0 +1,78 @@
+package ntp
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/dyad-project/dyad/privsep/sandbox"
+	"github.com/dyad-project/dyad/sdk/audit"
+)
+
+// printAudit prints what each process of dyad-ntp holds, and what its
+// actuator will do, for the configuration the arguments give. dyad pkg
+// build embeds it in the image. As dyad-dhcp's, it takes the image's
+// engine launcher with -engine-launcher before the daemon's arguments.
+func printAudit(args []string, stdout, stderr io.Writer) int {
+	launcher := ""
+	if len(args) > 1 && args[0] == "-engine-launcher" {
+		launcher, args = args[1], args[2:]
+	}
+	cfg, err := ParseArgs(args, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "dyad-ntp:", err)
+		return 2
+	}
+	if launcher != "" {
+		cfg.EngineLauncher = launcher
+	}
+	stdout.Write(auditOf(cfg).Marshal())
+	return 0
+}
+
+func auditOf(cfg *Config) *audit.Audit {
+	readable := "the resolver's files (/etc/resolv.conf, /etc/hosts, /etc/nsswitch.conf, /etc/host.conf)"
+	if cfg.DHCPServers != "" {
+		readable += " and " + filepath.Dir(cfg.DHCPServers) + ", read only"
+	}
+	a := &audit.Audit{
+		Daemon: "dyad-ntp",
+		Supervisor: audit.Process{
+			User:         "root",
+			Capabilities: sandbox.CapNames(supervisorCaps()),
+			NoNewPrivs:   true,
+			Seccomp:      "the supervisor's: the Go runtime, waiting for and starting its children",
+			Landlock:     "none",
+			Role:         "starts the actuator once and the engine again whenever it dies; reads nothing from the network nor from the engine",
+		},
+		Actuator: audit.Process{
+			User:         "root",
+			Capabilities: sandbox.CapNames(actuatorCaps(cfg)),
+			NoNewPrivs:   true,
+			Seccomp:      "the engine's, and clock_adjtime: no socket, no file opened for writing",
+			Landlock:     "no file access at all",
+			Role:         "checks each request of the engine against the grant below, and carries out those that pass",
+		},
+		Engine: audit.Process{
+			User:         fmt.Sprintf("%d:%d", cfg.EngineUID, cfg.EngineGID),
+			Capabilities: []string{},
+			NoNewPrivs:   true,
+			Seccomp:      "the engine's, and UDP sockets of IPv4 and IPv6 (no other socket): no file opened for writing, no fork, no signal but to itself",
+			Landlock:     readable,
+			Role:         "resolves the servers' names, parses every byte from the network and runs NTP; asks the actuator for each change of the clock",
+		},
+	}
+	if cfg.EngineLauncher != "" {
+		a.Supervisor.Capabilities = []string{}
+		a.Supervisor.NoNewPrivs = false
+		a.Supervisor.Seccomp = "none: a filter needs no_new_privs, under which the kernel would ignore engine-exec's set-user-ID bit; so, root without no_new_privs, an exec would give it back the container's bounding set, and it execs only engine-exec"
+		a.Supervisor.Role += "; starts and signals the engine through " + cfg.EngineLauncher + ", set-user-ID to the engine's user"
+		a.Engine.Role += "; started by engine-exec, which sets its user and no_new_privs"
+	}
+	policy := Grant(cfg.Engine())
+	for _, k := range policy.Ops {
+		does, checks := policy.Describe(k)
+		a.Operations = append(a.Operations, audit.Operation{Op: string(k), Does: does, Checks: checks})
+	}
+	return a
+}
