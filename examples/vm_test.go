@@ -6,6 +6,7 @@ package examples
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +71,13 @@ func setup(t *testing.T) (dyad, cacheDir string) {
 // console.
 func boot(t *testing.T, example string) string {
 	t.Helper()
+	return bootWith(t, example, nil, nil)
+}
+
+// bootWith is boot with more arguments for dyad run qemu, and a function
+// told of each line of the console as it arrives.
+func bootWith(t *testing.T, example string, runArgs []string, onLine func(line string, at time.Time)) string {
+	t.Helper()
 	dyad, cacheDir := setup(t)
 	out := t.TempDir()
 	name := strings.TrimSuffix(example, ".yml")
@@ -79,8 +87,14 @@ func boot(t *testing.T, example string) string {
 		t.Fatalf("dyad build %s: %v\n%s", example, err, b)
 	}
 	var console bytes.Buffer
-	run := exec.Command(dyad, "run", "qemu", "-timeout", bootTimeout.String(), filepath.Join(out, name))
+	args := append(append([]string{"run", "qemu", "-timeout", bootTimeout.String()}, runArgs...), filepath.Join(out, name))
+	run := exec.Command(dyad, args...)
 	run.Stdout, run.Stderr = &console, &console
+	if onLine != nil {
+		lw := &lineWriter{onLine: onLine}
+		run.Stdout = io.MultiWriter(&console, lw)
+		run.Stderr = run.Stdout
+	}
 	err := run.Run()
 	t.Logf("console of %s:\n%s", example, console.String())
 	if err != nil {
@@ -146,4 +160,25 @@ func TestDhcpServiceExample(t *testing.T) {
 			t.Errorf("%s %s held CapBnd %s CapEff %s; its label grants %s", c.kind, c.name, bnd, eff, want)
 		}
 	}
+}
+
+// lineWriter calls onLine with each complete line written to it, and the
+// time it arrived.
+type lineWriter struct {
+	buf    []byte
+	onLine func(string, time.Time)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	at := time.Now()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.onLine(strings.TrimRight(string(w.buf[:i]), "\r"), at)
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
 }
