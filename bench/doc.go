@@ -19,4 +19,9 @@
 // QEMU's start to the address; it also times warm builds of the example
 // with dyad build and reports the initrd's size. The latest full run is
 // in RESULTS-vm.md.
+//
+// TestBenchNTP asks a chronyd 2.5 s ahead (faketime) for the offset with
+// dyad-ntp -q, chronyd -Q, ntpdate -q and ntpdig: each one's median error
+// and time to answer; and the memory of dyad-ntp's service beside chronyd
+// as a client. The latest full run is in RESULTS-ntp.md.
 package bench

@@ -166,9 +166,10 @@ func ntpMemory(t *testing.T, n *testnet.Net, dyad, server string) (dyadMem, chro
 
 func renderNTP(full bool, runs int, dyad string, clients []ntpClient, got map[string][]ntpRun, dyadMem, chronyMem memSample) string {
 	var b strings.Builder
-	const cmd = `DYAD_BENCH=1 go test -count=1 -timeout 60m -run '^TestBenchNTP$' -v ./bench/`
-	if full {
-		fmt.Fprintf(&b, "Command: `%s`\n\n", cmd)
+	if c := os.Getenv(envCmd); full && c != "" {
+		fmt.Fprintf(&b, "Command: `%s` (that is, `%s`)\n\n", c, goTestCmd)
+	} else if full {
+		fmt.Fprintf(&b, "Command: `%s`\n\n", goTestCmd)
 	} else {
 		b.WriteString("Command: `go test -run TestBenchNTP ./bench/` (smoke run: one run each; `make bench` for figures)\n\n")
 	}
