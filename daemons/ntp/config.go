@@ -238,6 +238,7 @@ func (c *Config) Engine() EngineConfig {
 		MinSources:     c.MinSources,
 		DHCPServers:    c.DHCPServers,
 		SimulatedClock: c.SimulatedClock != "",
+		Timeout:        c.Timeout,
 	}
 	if c.Mode != ModeService {
 		// Nothing to wait for between packets of the first burst: each

@@ -77,6 +77,8 @@ type EngineConfig struct {
 	// SimulatedClock says the actuator disciplines a virtual clock, which
 	// the driver reads through the actuator's replies.
 	SimulatedClock bool `cbor:"15,keyasint,omitempty"`
+	// Timeout bounds a one-shot run (-1).
+	Timeout time.Duration `cbor:"16,keyasint,omitempty"`
 }
 
 // The defaults.

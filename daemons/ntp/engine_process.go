@@ -138,6 +138,9 @@ func runEngine(args []string) int {
 	statusFile := os.NewFile(efdStatus, "status")
 	var readable []string
 	if *dhcpDir != "" {
+		if _, err := os.Stat(*dhcpDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("the DHCP client's NTP servers cannot be read", "err", err.Error())
+		}
 		readable = append(readable, *dhcpDir)
 	}
 	if err := confineEngine(log, readable, *allowNoLandlock, true); err != nil {
@@ -163,12 +166,21 @@ func runEngine(args []string) int {
 	go func() { d.fatal <- sdk.ServeStatus(context.Background(), statusFile, d.snapshot) }()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if d.cfg.Mode == ModeOnce && d.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.cfg.Timeout)
+		defer cancel()
+	}
 	if err := d.run(ctx); err != nil {
 		log.Error(err.Error())
 		if errors.Is(err, errGaveUp) {
 			return sdk.ExitGaveUp
 		}
 		return 1
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		log.Error("the clock was not set in time", "timeout", d.cfg.Timeout.String())
+		return sdk.ExitTimeout
 	}
 	return sdk.ExitDone
 }
@@ -498,8 +510,11 @@ func (d *driver) readDHCPServers() {
 	}
 	st, err := os.Stat(path)
 	stamp := ""
-	if err == nil {
+	switch {
+	case err == nil:
 		stamp = fmt.Sprint(st.Size(), st.ModTime().UnixNano())
+	case !errors.Is(err, os.ErrNotExist):
+		stamp = err.Error()
 	}
 	if stamp == d.dhcpStamp {
 		return
@@ -508,10 +523,10 @@ func (d *driver) readDHCPServers() {
 	var addrs []netip.Addr
 	if err == nil {
 		addrs, err = readServerList(path)
-		if err != nil {
-			d.log.Warn("cannot read the DHCP client's NTP servers", "file", path, "err", err.Error())
-			return
-		}
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.log.Warn("cannot read the DHCP client's NTP servers", "file", path, "err", err.Error())
+		return
 	}
 	d.log.Info("NTP servers from DHCP", "servers", fmt.Sprint(addrs))
 	d.e.SetDHCPServers(d.now(), addrs)

@@ -3,7 +3,9 @@ package ntp_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dyad-project/dyad/daemons/ntp"
 	"github.com/dyad-project/dyad/internal/testnet"
+	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/privsep/backend"
 )
 
 // Integration tests: the real binary against chronyd servers (their clocks
@@ -275,5 +281,105 @@ func TestPanicThreshold(t *testing.T) {
 	}
 	if s := d.steps(t); len(s) != 1 {
 		t.Errorf("steps %v: the jump of 2000 s was applied", s)
+	}
+}
+
+// TestNamesAndReresolution: servers named in /etc/hosts (a private copy,
+// in this test's mount namespace) are resolved by the engine; when the
+// server behind a name stops answering, the name is resolved again, and
+// the new address is polled.
+func TestNamesAndReresolution(t *testing.T) {
+	nets := servers(t, 0, 0)
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	writeHosts := func(addr string) {
+		t.Helper()
+		// Rewritten in place: the bind mount holds this inode.
+		if err := os.WriteFile(hosts, []byte("127.0.0.1 localhost\n"+addr+" time.dyad.test\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeHosts(addrs(nets)[0])
+	if err := unix.Mount(hosts, "/etc/hosts", "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount("/etc/hosts", unix.MNT_DETACH) })
+
+	d := startDaemon(t, nets[0], "--minpoll", "-2", "time.dyad.test")
+	polled := func(addr string) bool {
+		st := d.status(t)
+		return len(st.Sources) == 1 && st.Sources[0].Name == "time.dyad.test" && strings.HasPrefix(st.Sources[0].Address, addr+":") &&
+			st.Sources[0].Verdict == ntp.VerdictSelected
+	}
+	if !waitFor(20*time.Second, func() bool { return polled(addrs(nets)[0]) }) {
+		t.Fatalf("the name was not resolved and polled: %+v\n%s", d.status(t), d.Output())
+	}
+	// The name moves to the second server, and the first goes silent.
+	writeHosts(addrs(nets)[1])
+	if out, err := nets[0].Run(t, nets[0].Server, "ip", "link", "set", nets[0].ServerIf, "down"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !waitFor(40*time.Second, func() bool { return polled(addrs(nets)[1]) }) {
+		t.Fatalf("the name was not resolved again when its server was lost: %+v\n%s", d.status(t), d.Output())
+	}
+}
+
+// TestServersFromDHCP: with no server configured, dyad-ntp polls those
+// the DHCP client wrote (dyad-dhcp's list), and follows the list when a
+// new lease changes it.
+func TestServersFromDHCP(t *testing.T) {
+	nets := servers(t, 0, 0)
+	// As /run/dyad/dhcp: the engine's user may read it.
+	top := t.TempDir()
+	list := filepath.Join(top, "dhcp", "ntp.conf")
+	if err := os.MkdirAll(filepath.Dir(list), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{top, filepath.Dir(top)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(addr string) {
+		t.Helper()
+		b, err := backend.RenderNTPServers(privsep.NTPServers{Servers: []netip.Addr{netip.MustParseAddr(addr)}}, "dyad-dhcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := backend.WriteFile(list, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(addrs(nets)[0])
+	dir := t.TempDir()
+	d := &daemon{run: filepath.Join(dir, "run"), simLog: filepath.Join(dir, "clock.log")}
+	d.Proc = nets[0].Start(t, nets[0].Client, binary(t), "-d", "-f", "/dev/null", "--run-dir", d.run, "--dhcp-servers", list, "--simulate-clock", d.simLog, "--minpoll", "-1")
+	from := func(addr string) bool {
+		st := d.status(t)
+		return len(st.Sources) == 1 && st.Sources[0].Origin == ntp.OriginDHCP && st.Sources[0].Address == addr+":123" && st.Sources[0].Verdict == ntp.VerdictSelected
+	}
+	if !waitFor(20*time.Second, func() bool { return from(addrs(nets)[0]) }) {
+		t.Fatalf("the DHCP client's server is not polled: %+v\n%s", d.status(t), d.Output())
+	}
+	write(addrs(nets)[1])
+	if !waitFor(30*time.Second, func() bool { return from(addrs(nets)[1]) }) {
+		t.Fatalf("the new list was not followed: %+v\n%s", d.status(t), d.Output())
+	}
+}
+
+// TestOnceTimesOut: -1 with no server answering gives up at its timeout,
+// and says so.
+func TestOnceTimesOut(t *testing.T) {
+	testnet.RequireRoot(t)
+	n := testnet.NewNet(t)
+	n.AddClientAddress(t)
+	d := startDaemon(t, n, "-1", "-t", "3", n.ServerAddr.Addr().String())
+	if err := d.Wait(20 * time.Second); errors.Is(err, testnet.ErrRunning) {
+		t.Fatalf("dyad-ntp -1 -t 3 did not stop: %v", err)
+	}
+	if d.ExitCode() == 0 || !strings.Contains(string(d.Output()), "the clock was not set within 3s") {
+		t.Errorf("exit %d, want a failure saying why:\n%s", d.ExitCode(), d.Output())
+	}
+	if len(d.steps(t)) != 0 {
+		t.Error("a step without a server")
 	}
 }
