@@ -127,6 +127,7 @@ func (s *Server) handle(ctx context.Context, conn *Conn, id uint64, m Message, w
 			reply.Error = err.Error()
 		}
 		if err == nil {
+			st.Set = s.Guard.ClockSet()
 			reply.Clock = &st
 		}
 	}

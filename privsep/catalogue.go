@@ -267,6 +267,9 @@ type ClockState struct {
 	Leap     int   `cbor:"5,keyasint"`
 	MaxError int64 `cbor:"6,keyasint"` // microseconds
 	EstError int64 `cbor:"7,keyasint"` // microseconds
+	// Set says the actuator has corrected the clock already: the panic
+	// threshold holds from then on, whichever engine asks.
+	Set bool `cbor:"8,keyasint,omitempty"`
 }
 
 // ClockRead asks for the clock's state and changes nothing.

@@ -2,6 +2,7 @@ package privsep
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -62,7 +63,21 @@ func (c ClockPolicy) withDefaults() ClockPolicy {
 type clockLedger struct {
 	set      bool
 	lastStep time.Time
+	steps    []pastStep // since the clock was set, the last hour's
 }
+
+type pastStep struct {
+	at  time.Time
+	abs int64
+}
+
+// stepWindow is the span over which steps after the first add up: within
+// it, together, they may not exceed the panic threshold, so that an
+// engine cannot walk the clock away a panic threshold a minute.
+const stepWindow = time.Hour
+
+// ClockSet reports whether the clock has been corrected through this guard.
+func (g *Guard) ClockSet() bool { return g.clock.set }
 
 func (g *Guard) checkClock(m Message) error {
 	c := g.policy.Clock
@@ -93,8 +108,18 @@ func (g *Guard) checkClock(m Message) error {
 		if abs(m.Offset) > int64(c.PanicThreshold) {
 			return refuse("step of %s: beyond the panic threshold of %s", time.Duration(m.Offset), c.PanicThreshold)
 		}
-		if since := g.policy.Now().Sub(g.clock.lastStep); !g.clock.lastStep.IsZero() && since < c.MinStepInterval {
+		now := g.policy.Now()
+		if since := now.Sub(g.clock.lastStep); !g.clock.lastStep.IsZero() && since < c.MinStepInterval {
 			return refuse("step %s after the last one: at most one every %s", since.Round(time.Millisecond), c.MinStepInterval)
+		}
+		total := abs(m.Offset)
+		for _, s := range g.clock.steps {
+			if now.Sub(s.at) < stepWindow {
+				total += s.abs
+			}
+		}
+		if total > int64(c.PanicThreshold) {
+			return refuse("step of %s: with the steps of the last %s, more than the panic threshold of %s", time.Duration(m.Offset), stepWindow, c.PanicThreshold)
 		}
 	case *ClockStatus:
 		if m.Leap < 0 || m.Leap > 2 {
@@ -108,10 +133,17 @@ func (g *Guard) checkClock(m Message) error {
 }
 
 func (g *Guard) recordClock(m Message) {
-	g.clock.set = true
-	if _, ok := m.(*ClockStep); ok {
-		g.clock.lastStep = g.policy.Now()
+	step, ok := m.(*ClockStep)
+	if ok {
+		now := g.policy.Now()
+		g.clock.lastStep = now
+		if g.clock.set {
+			// Only steps after the first count against the window.
+			g.clock.steps = slices.DeleteFunc(g.clock.steps, func(s pastStep) bool { return now.Sub(s.at) >= stepWindow })
+			g.clock.steps = append(g.clock.steps, pastStep{now, abs(step.Offset)})
+		}
 	}
+	g.clock.set = true
 }
 
 // abs is |v|, with the one value that has no positive counterpart mapped

@@ -37,6 +37,7 @@ func TestClockPolicy(t *testing.T) {
 		{name: "step of 10^9 s after the first", before: []Message{&ClockStep{Offset: 3 * s}}, m: &ClockStep{Offset: 1e9 * s}, want: "beyond the panic threshold"},
 		{name: "step beyond panic after a slew", before: []Message{&ClockSlew{Offset: s / 10}}, m: &ClockStep{Offset: -1001 * s}, want: "panic threshold"},
 		{name: "step within panic after a slew", before: []Message{&ClockSlew{Offset: s / 10}}, m: &ClockStep{Offset: 999 * s}},
+		{name: "steps adding up beyond the panic threshold in an hour", before: []Message{&ClockStep{Offset: 3 * s}, &ClockStep{Offset: 600 * s}}, m: &ClockStep{Offset: -500 * s}, want: "with the steps of the last 1h0m0s"},
 		{name: "a second step at once", before: []Message{&ClockStep{Offset: 3 * s}}, m: &ClockStep{Offset: s}, want: "at most one every 1m0s"},
 		{name: "capped first step counts once", policy: ClockPolicy{MaxInitialStep: 10 * time.Second}, before: []Message{&ClockStep{Offset: 5 * s}}, m: &ClockStep{Offset: 50 * s}, want: "at most one every"},
 		{name: "status synced", m: &ClockStatus{Synced: true, Leap: 1, MaxError: 16000, EstError: 100}},
@@ -46,9 +47,12 @@ func TestClockPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, _ := clkGuard(tt.policy)
+			g, now := clkGuard(tt.policy)
 			for _, m := range tt.before {
 				polDo(t, g, m)
+				if _, ok := m.(*ClockStep); ok && tt.name != "a second step at once" && tt.name != "capped first step counts once" {
+					*now = now.Add(2 * time.Minute)
+				}
 			}
 			if tt.want == "" {
 				if err := g.Check(tt.m); err != nil {

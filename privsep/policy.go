@@ -598,7 +598,7 @@ func (p Policy) Describe(k Kind) (does, checks string) {
 		if p.Clock.MaxInitialStep > 0 {
 			first = fmt.Sprintf("at most %s", p.Clock.MaxInitialStep)
 		}
-		return "step the system clock", fmt.Sprintf("the first correction %s; after it, at most the panic threshold of %s, and one step a %s", first, p.Clock.PanicThreshold, p.Clock.MinStepInterval)
+		return "step the system clock", fmt.Sprintf("the first correction %s; after it, at most the panic threshold of %s, all steps of the last hour together, and one step a %s", first, p.Clock.PanicThreshold, p.Clock.MinStepInterval)
 	case OpClockStatus:
 		return "set the clock's synchronisation status, leap second and error estimates, which let the kernel keep the RTC", fmt.Sprintf("leap none, insert or delete; errors 0 to %d µs", MaxClockError)
 	}

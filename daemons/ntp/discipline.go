@@ -67,8 +67,9 @@ func absDuration(d time.Duration) time.Duration {
 	return d
 }
 
-// discipline applies the policy to the offset of a selection.
-func (e *Engine) discipline(now time.Time, sel Selection) {
+// discipline applies the policy to the offset of a selection, and returns
+// the step it asked for (zero without one).
+func (e *Engine) discipline(now time.Time, sel Selection) (step time.Duration) {
 	c := &e.clock
 	theta := sel.Offset
 	var ops []privsep.Message
@@ -84,22 +85,24 @@ func (e *Engine) discipline(now time.Time, sel Selection) {
 	switch {
 	case !c.set && c.cfg.maxInitial > 0 && absDuration(theta) > c.cfg.maxInitial:
 		refuse(fmt.Sprintf("the first offset is beyond the %s configured", c.cfg.maxInitial))
-		return
+		return 0
 	case c.set && absDuration(theta) > c.cfg.panic:
 		refuse(fmt.Sprintf("beyond the panic threshold of %s", c.cfg.panic))
-		return
+		return 0
 	case absDuration(theta) > c.cfg.step && !c.lastStep.IsZero() && now.Sub(c.lastStep) < privsep.DefaultMinStepInterval:
 		// The actuator allows one step a minute: wait for the next round.
 		e.log.Info("a step is due, but the last was less than a minute ago: waiting", "offset", theta.String())
-		return
+		return 0
 	case absDuration(theta) > c.cfg.step:
 		ops = append(ops, &privsep.ClockStep{Offset: int64(theta)})
-		c.lastStep = now
 		residual = 0
 		c.last = Adjustment{At: now, Kind: AdjustStep, Offset: theta}
 		e.log.Info("stepping the clock", "offset", theta.String(), "sources", len(sel.Survivors))
 		c.lastUpdate = time.Time{}
-		e.afterStep(now)
+		e.afterStep(theta)
+		// In the clock's new time, the step happens now+theta.
+		c.lastStep = now.Add(theta)
+		step = theta
 	default:
 		ops = append(ops, &privsep.ClockSlew{Offset: int64(theta)})
 		if f, ok := c.drift(now, theta); ok {
@@ -110,7 +113,6 @@ func (e *Engine) discipline(now time.Time, sel Selection) {
 		c.lastUpdate, c.lastSlew = now, theta
 		e.adaptPoll(theta, sel.Jitter)
 	}
-	c.set = true
 	ops = append(ops, &privsep.ClockStatus{
 		Synced:   true,
 		Leap:     int(e.leapToArm(now, e.survivorsLeap(sel))),
@@ -118,6 +120,7 @@ func (e *Engine) discipline(now time.Time, sel Selection) {
 		EstError: min(sel.Jitter.Microseconds(), privsep.MaxClockError),
 	})
 	e.actions = append(e.actions, Apply{Ops: ops})
+	return step
 }
 
 // drift returns the new frequency the offset since the last slew calls
@@ -145,14 +148,40 @@ func (c *clockState) drift(now time.Time, theta time.Duration) (int64, bool) {
 	return f, true
 }
 
-// afterStep forgets every sample, which the step made wrong, and polls
-// again soon to confirm the new time.
-func (e *Engine) afterStep(now time.Time) {
+// afterStep forgets every sample, which the step made wrong, moves every
+// time the engine keeps into the clock's new time, and polls again soon
+// to confirm it.
+func (e *Engine) afterStep(theta time.Duration) {
 	for _, s := range e.sources {
 		s.filter.clear()
 		s.hasEst = false
 	}
+	e.shiftTimes(theta)
 	e.sysPoll, e.pollScore = e.cfg.MinPoll, 0
+}
+
+// shiftTimes moves the times the engine keeps by d, the size of a step:
+// they were read on the clock the step moved. A query in flight was timed
+// on the old clock, and is forgotten.
+func (e *Engine) shiftTimes(d time.Duration) {
+	shift := func(t *time.Time) {
+		if !t.IsZero() {
+			*t = t.Add(d)
+		}
+	}
+	shift(&e.nextRound)
+	shift(&e.roundAt)
+	shift(&e.started)
+	shift(&e.clock.lastStep)
+	e.lastUsed = time.Time{}
+	for _, s := range e.sources {
+		shift(&s.skipUntil)
+		shift(&s.nextSend)
+		s.query = nil
+	}
+	for _, n := range e.names {
+		shift(&n.next)
+	}
 }
 
 // adaptPoll lengthens the poll interval while the offsets stay within the
@@ -175,8 +204,11 @@ func (e *Engine) adaptPoll(theta, jitter time.Duration) {
 // a month, when it is due: the kernel inserts or deletes the second at
 // the next midnight UTC, and servers announce it weeks before.
 func (e *Engine) leapToArm(now time.Time, l Leap) Leap {
+	// Leap seconds have only ever come at the end of June and December,
+	// the ITU's first choice: an announcement for another month is more
+	// likely a fault than a leap second.
 	u := now.UTC()
-	if u.AddDate(0, 0, 1).Day() != 1 {
+	if u.AddDate(0, 0, 1).Day() != 1 || u.Month() != time.June && u.Month() != time.December {
 		return LeapNone
 	}
 	return l
@@ -187,8 +219,13 @@ func (e *Engine) leapToArm(now time.Time, l Leap) Leap {
 func (e *Engine) Applied(now time.Time, op privsep.Message, st *privsep.ClockState, err error) {
 	c := &e.clock
 	if err != nil {
-		switch op.(type) {
+		switch op := op.(type) {
 		case *privsep.ClockStep, *privsep.ClockSlew:
+			if step, ok := op.(*privsep.ClockStep); ok {
+				// The clock did not move: back to its time.
+				e.shiftTimes(-time.Duration(step.Offset))
+				c.lastStep = time.Time{}
+			}
 			c.last = Adjustment{At: now, Kind: AdjustFailed, Offset: c.last.Offset, Reason: err.Error()}
 			e.log.Error("the actuator did not correct the clock", "op", string(op.Kind()), "err", err.Error())
 			if e.cfg.Mode == ModeOnce {
@@ -203,8 +240,12 @@ func (e *Engine) Applied(now time.Time, op privsep.Message, st *privsep.ClockSta
 	case *privsep.ClockRead:
 		if st != nil {
 			c.freq = min(max(st.Frequency, -c.maxFreq), c.maxFreq)
+			// Set by an engine before this one: its panic threshold
+			// holds, and the actuator's does anyway.
+			c.set = c.set || st.Set
 		}
 	case *privsep.ClockStep, *privsep.ClockSlew:
+		c.set = true
 		if e.cfg.Mode == ModeOnce {
 			e.finish(c.last.Kind)
 		}

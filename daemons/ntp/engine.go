@@ -166,6 +166,9 @@ type source struct {
 	name   string // the configured name, or the address
 	origin Origin
 	addr   netip.AddrPort
+	// literal is a source configured (or learned) as an address, which no
+	// lookup can replace.
+	literal bool
 
 	filter   filter
 	reach    uint8 // one bit a round, 1 where a valid reply came
@@ -433,14 +436,20 @@ func (e *Engine) maybeEndRound(now time.Time) {
 		}
 	}
 	e.inRound = false
+	// Collected first: losing a source may remove it from e.sources.
+	var lost []*source
 	for _, s := range e.sources {
 		if s.rounds > 0 && s.reach == 0 && s.rounds >= 8 && s.verdict != VerdictUnreachable && !s.denied {
 			s.verdict = VerdictUnreachable
 			e.log.Warn("source unreachable", "source", s.name, "address", s.addr.String())
-			e.lostSource(now, s)
+			lost = append(lost, s)
 		}
 	}
-	e.update(now)
+	for _, s := range lost {
+		e.lostSource(now, s)
+	}
+	// A step moves the clock, and now with it.
+	now = now.Add(e.update(now))
 	if e.cfg.Mode == ModeQuery {
 		e.finish("measured")
 		return
@@ -454,13 +463,18 @@ func (e *Engine) maybeEndRound(now time.Time) {
 // lostSource drops a source that stopped answering when it came from a
 // name, and resolves the name again: its address may have changed.
 func (e *Engine) lostSource(now time.Time, s *source) {
-	if s.origin == OriginDHCP || s.addr.Addr().String() == s.name {
+	if s.literal {
 		return // an address: nothing to look up again
 	}
 	e.removeSource(s)
+	e.resolveAgain(s, now)
+}
+
+// resolveAgain looks up the name a source came from again at when.
+func (e *Engine) resolveAgain(s *source, when time.Time) {
 	for _, n := range e.names {
 		if n.cfg.Name == s.name && n.origin == s.origin && !n.pending {
-			n.next = now
+			n.next = when
 		}
 	}
 }
@@ -535,7 +549,7 @@ func (e *Engine) Resolved(now time.Time, host string, addrs []netip.Addr, err er
 func (e *Engine) count(n *name) int {
 	c := 0
 	for _, s := range e.sources {
-		if s.name == n.cfg.Name && s.origin == n.origin {
+		if s.name == n.cfg.Name && s.origin == n.origin && !s.denied {
 			c++
 		}
 	}
@@ -553,25 +567,29 @@ func portOf(sc SourceConfig) uint16 {
 // through a lookup otherwise.
 func (e *Engine) addName(now time.Time, sc SourceConfig, origin Origin) {
 	if a, err := netip.ParseAddr(sc.Name); err == nil {
-		e.addSource(sc.Name, origin, netip.AddrPortFrom(a.Unmap(), portOf(sc)))
+		if s := e.addSource(sc.Name, origin, netip.AddrPortFrom(a.Unmap(), portOf(sc))); s != nil {
+			s.literal = true
+		}
 		return
 	}
 	e.names = append(e.names, &name{cfg: sc, origin: origin, next: now})
 }
 
-// addSource adds a source, unless its address is polled already or the
-// engine has as many as it may.
-func (e *Engine) addSource(nm string, origin Origin, ap netip.AddrPort) {
+// addSource adds a source and returns it, unless its address is polled
+// already or the engine has as many as it may.
+func (e *Engine) addSource(nm string, origin Origin, ap netip.AddrPort) *source {
 	if !ap.Addr().IsValid() || slices.ContainsFunc(e.sources, func(s *source) bool { return s.addr == ap }) {
-		return
+		return nil
 	}
 	if len(e.sources) >= e.cfg.MaxSources {
 		e.log.Warn("too many sources: ignoring one", "source", nm, "address", ap.String(), "max", e.cfg.MaxSources)
-		return
+		return nil
 	}
 	e.nextID++
-	e.sources = append(e.sources, &source{id: e.nextID, name: nm, origin: origin, addr: ap, verdict: VerdictNew})
+	s := &source{id: e.nextID, name: nm, origin: origin, addr: ap, verdict: VerdictNew}
+	e.sources = append(e.sources, s)
 	e.log.Debug("new source", "source", nm, "address", ap.String(), "origin", string(origin))
+	return s
 }
 
 // SetDHCPServers replaces the servers a DHCP client learned (option 42).
@@ -582,7 +600,9 @@ func (e *Engine) SetDHCPServers(now time.Time, addrs []netip.Addr) {
 	}
 	e.sources = slices.DeleteFunc(e.sources, func(s *source) bool { return s.origin == OriginDHCP && !keep[s.addr] })
 	for _, a := range addrs {
-		e.addSource(a.Unmap().String(), OriginDHCP, netip.AddrPortFrom(a.Unmap(), 123))
+		if s := e.addSource(a.Unmap().String(), OriginDHCP, netip.AddrPortFrom(a.Unmap(), 123)); s != nil {
+			s.literal = true
+		}
 	}
 }
 
@@ -707,13 +727,20 @@ func (e *Engine) kiss(now time.Time, s *source, code string) error {
 	case "DENY", "RSTR":
 		s.denied, s.toSend, s.verdict = true, 0, VerdictDenied
 		e.log.Warn("server refuses service: dropping it", "source", s.name, "address", s.addr.String(), "code", code)
+		// A pool may have other members to offer; the denying one stays
+		// listed, so a lookup does not bring it back.
+		if !s.literal {
+			e.resolveAgain(s, now.Add(time.Minute))
+		}
 		return fmt.Errorf("ntp: %s: kiss code %s: the server refuses this client", s.addr, code)
 	}
 	return fmt.Errorf("ntp: %s: kiss code %s", s.addr, code)
 }
 
-// update selects among the sources and disciplines the clock.
-func (e *Engine) update(now time.Time) {
+// update selects among the sources and disciplines the clock. It returns
+// the step it asked for, by which the clock and every time the engine
+// keeps have moved; zero without one.
+func (e *Engine) update(now time.Time) time.Duration {
 	var cands []Candidate
 	newest := time.Time{}
 	for _, s := range e.sources {
@@ -722,7 +749,7 @@ func (e *Engine) update(now time.Time) {
 		if !ok || s.denied || s.reach == 0 || s.verdict == VerdictUnusable {
 			continue
 		}
-		s.distance = (s.rootDelay+est.delay)/2 + s.rootDisp + aged(est.dispersion, est.at, now) + est.jitter
+		s.distance = (s.rootDelay+est.delay)/2 + s.rootDisp + est.dispersion + est.jitter
 		if s.distance > e.cfg.MaxDistance {
 			s.verdict = VerdictTooFar
 			continue
@@ -751,14 +778,14 @@ func (e *Engine) update(now time.Time) {
 		if len(cands) > 0 {
 			e.log.Warn("the sources do not agree: the clock is left alone", "candidates", len(cands))
 		}
-		return
+		return 0
 	}
 	e.lastSel = &sel
 	if e.cfg.Mode == ModeQuery || !newest.After(e.lastUsed) {
-		return
+		return 0
 	}
 	e.lastUsed = newest
-	e.discipline(now, sel)
+	return e.discipline(now, sel)
 }
 
 // survivorsLeap is the leap second the survivors announce, when most of

@@ -104,8 +104,11 @@ type driver struct {
 // now reads the clock the engine disciplines.
 func (d *driver) now() time.Time { return d.clockAt(time.Now()) }
 
-// clockAt converts a reading of the real clock.
+// clockAt converts a reading of the real clock. The engine keeps wall
+// time only, without Go's monotonic reading: it moves its own times when
+// it steps the clock, which a monotonic reading would not follow.
 func (d *driver) clockAt(t time.Time) time.Time {
+	t = t.Round(0)
 	if d.cfg.SimulatedClock {
 		return t.Add(d.simDelta)
 	}
@@ -396,6 +399,13 @@ func (d *driver) run(ctx context.Context) error {
 		case r := <-d.resolved:
 			d.e.Resolved(d.now(), r.name, r.addrs, r.err)
 		case <-timer.C:
+			if d.cfg.SimulatedClock {
+				// The simulated clock slews and runs at its own rate:
+				// read where it stands before the engine reads it.
+				if _, err := d.call(&privsep.ClockRead{}); err != nil {
+					return err
+				}
+			}
 			d.e.HandleTimer(d.now())
 		case <-dhcpTick.C:
 			d.readDHCPServers()
@@ -459,7 +469,6 @@ func (d *driver) apply(ops []privsep.Message) error {
 		if d.conn == nil {
 			return fmt.Errorf("no actuator for %s", op.Kind())
 		}
-		asked := time.Now()
 		r, err := d.call(op)
 		if err != nil {
 			return err
@@ -468,20 +477,29 @@ func (d *driver) apply(ops []privsep.Message) error {
 		if r.Error != "" {
 			opErr = errors.New(r.Error)
 		}
-		if r.Clock != nil && d.cfg.SimulatedClock {
-			// The actuator read the clock about half-way through the
-			// exchange.
-			answered := time.Now()
-			mid := asked.Add(answered.Sub(asked) / 2)
-			d.simDelta = time.Unix(0, r.Clock.Time).Sub(mid)
-		}
 		d.e.Applied(d.now(), op, r.Clock, opErr)
+		if opErr != nil && (op.Kind() == privsep.OpClockStep || op.Kind() == privsep.OpClockSlew) {
+			// The rest (frequency, status) assumed the correction.
+			return nil
+		}
 	}
 	return nil
 }
 
-// call sends one request and waits for its reply.
+// call sends one request and waits for its reply. A reply that carries
+// the simulated clock's state also says where that clock stands.
 func (d *driver) call(op privsep.Message) (*privsep.Reply, error) {
+	asked := time.Now()
+	r, err := d.exchange(op)
+	if err == nil && r.Clock != nil && d.cfg.SimulatedClock {
+		// The actuator read the clock about half-way through.
+		answered := time.Now()
+		d.simDelta = time.Unix(0, r.Clock.Time).Sub(asked.Add(answered.Sub(asked) / 2))
+	}
+	return r, err
+}
+
+func (d *driver) exchange(op privsep.Message) (*privsep.Reply, error) {
 	d.nextID++
 	id := d.nextID
 	if err := d.conn.Send(id, op); err != nil {
@@ -549,6 +567,11 @@ func readServerList(path string) ([]netip.Addr, error) {
 			continue
 		}
 		a, err := netip.ParseAddr(line)
+		if err == nil {
+			// Another DHCP client may have written the file: no
+			// loopback, multicast, broadcast or zero address.
+			err = privsep.CheckUnicast(a)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", filepath.Base(path), n, err)
 		}

@@ -323,3 +323,52 @@ func TestEngineFollowsDrift(t *testing.T) {
 		t.Errorf("poll interval %s after a day of good samples, want it lengthened", p)
 	}
 }
+
+// TestEngineLosesNamedSources: of three servers given by name, the first
+// stops answering; it is dropped and its name resolved again, and the
+// engine carries on (removing a source while walking the list once
+// panicked).
+func TestEngineLosesNamedSources(t *testing.T) {
+	w := newWorld(t, EngineConfig{Mode: ModeService, MinPoll: 1, MaxPoll: 1, Sources: []SourceConfig{{Name: "a.example"}, {Name: "b.example"}, {Name: "c.example"}}},
+		map[string]*fakeServer{"192.0.2.1": {}, "192.0.2.2": {}, "192.0.2.3": {}})
+	w.resolve = map[string][]netip.Addr{
+		"a.example": {netip.MustParseAddr("192.0.2.1")},
+		"b.example": {netip.MustParseAddr("192.0.2.2")},
+		"c.example": {netip.MustParseAddr("192.0.2.3")},
+	}
+	w.run(20 * time.Second)
+	a := w.servers[netip.MustParseAddrPort("192.0.2.1:123")]
+	a.silent = true
+	before := a.queries
+	w.run(time.Minute)
+	if len(w.e.sources) != 3 {
+		t.Fatalf("%d sources", len(w.e.sources))
+	}
+	// Resolved again, the name comes back with a new burst.
+	if a.queries-before < 8+DefaultBurstCount {
+		t.Errorf("%d queries to the silent server in a minute, want its 8 polls and a new burst", a.queries-before)
+	}
+}
+
+// TestEngineAfterBackwardStep: a clock an hour ahead is stepped back; the
+// engine's times move with it, so it goes on disciplining the clock at
+// once rather than an hour later.
+func TestEngineAfterBackwardStep(t *testing.T) {
+	w := newWorld(t, EngineConfig{Mode: ModeService, MinPoll: 4, MaxPoll: 4, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, map[string]*fakeServer{"192.0.2.1": {}})
+	w.localErr = time.Hour
+	w.e = NewEngine(w.e.cfg, w.e.log, rand.New(rand.NewPCG(1, 2)), w.local())
+	w.run(10 * time.Minute)
+	if s := w.steps(); len(s) != 1 || !near(s[0], -time.Hour, time.Millisecond) {
+		t.Fatalf("steps %v, want one of -1h", s)
+	}
+	slews := 0
+	for _, op := range w.applied {
+		if _, ok := op.(*privsep.ClockSlew); ok {
+			slews++
+		}
+	}
+	// A round every 16 s: some 30 in the ten minutes after the step.
+	if slews < 20 {
+		t.Errorf("%d slews in the ten minutes after a step of -1h: the engine stalled", slews)
+	}
+}

@@ -76,10 +76,19 @@ func Time64Of(t time.Time) Time64 {
 	return Time64(uint64(secs)<<32 | (uint64(frac)<<32+5e8)/1e9)
 }
 
+// minPivotUnix is the earliest pivot Time takes: 2026-01-01 UTC.
+const minPivotUnix = 1767225600
+
 // Time decodes t in the era that puts it nearest to pivot, so that a
 // timestamp is read right across 2036 and wherever within 68 years the
-// local clock stands.
+// local clock stands; a pivot before 2026 counts as 2026, so that a
+// machine that boots at 1970 reads the time right after 2038 too.
 func (t Time64) Time(pivot time.Time) time.Time {
+	// A clock before dyad was written is wrong: take the era nearest to
+	// that date instead, which holds until 2094.
+	if pivot.Unix() < minPivotUnix {
+		pivot = time.Unix(minPivotUnix, 0)
+	}
 	secs := int64(t >> 32)
 	frac := int64((uint64(t&0xffffffff)*1e9 + 1<<31) >> 32)
 	pivotSecs := pivot.Unix() + ntpEpochOffset
@@ -108,11 +117,12 @@ func ShortOf(d time.Duration) Short {
 	if d <= 0 {
 		return 0
 	}
-	v := (uint64(d)<<16 + 5e8) / 1e9
-	if v > 0xffffffff {
-		v = 0xffffffff
+	// The largest Short is just under 65536 s; clamped before the shift,
+	// which would overflow for days.
+	if d >= 65536*time.Second {
+		return 0xffffffff
 	}
-	return Short(v)
+	return Short(min((uint64(d)<<16+5e8)/1e9, 0xffffffff))
 }
 
 // Header is an NTP packet's fixed part.
