@@ -29,7 +29,7 @@ type ChronyOptions struct {
 // clock, and waits until it answers. It is stopped by the test's cleanup.
 func (n *Net) StartChrony(t testing.TB, o ChronyOptions) *Proc {
 	t.Helper()
-	RequireTools(t, "chronyd", "faketime", "ntpdate")
+	RequireTools(t, "chronyd", "ntpdate")
 	if o.Stratum == 0 {
 		o.Stratum = 1
 	}
@@ -50,7 +50,13 @@ func (n *Net) StartChrony(t testing.TB, o ChronyOptions) *Proc {
 	}
 	args := []string{"chronyd", "-d", "-x", "-f", path}
 	if o.Shift != 0 {
-		args = append([]string{"faketime", "-f", fmt.Sprintf("%+.6fs", o.Shift.Seconds())}, args...)
+		// libfaketime preloaded, not the faketime wrapper: the wrapper
+		// runs chronyd as its child, which outlives a signal to it.
+		lib, err := filepath.Glob("/usr/lib/*/faketime/libfaketime.so.1")
+		if err != nil || len(lib) == 0 {
+			t.Fatalf("testnet: no libfaketime.so.1 (run `make deps`)")
+		}
+		args = append([]string{"env", "LD_PRELOAD=" + lib[0], fmt.Sprintf("FAKETIME=%+.6fs", o.Shift.Seconds())}, args...)
 	}
 	p := n.Start(t, n.Server, args[0], args[1:]...)
 	deadline := time.Now().Add(readyTimeout)
