@@ -159,44 +159,114 @@ func ntpExchangeSeeds() [][]byte {
 	return seeds
 }
 
-// ntpPlay drives an engine as FuzzNTPExchange does, answering each query
-// from servers off by offsets, and returns the events as the target's
-// input.
-func ntpPlay(offsets [3]time.Duration, events int) []byte {
-	now := ntpStart
-	e := ntp.NewEngine(ntpExchangeConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)), rand.New(rand.NewPCG(1, 2)), now)
-	pending := map[byte][]byte{}
-	var out []byte
-	e.HandleTimer(now)
-	for range events {
-		for _, a := range e.TakeActions() {
-			if s, ok := a.(ntp.Send); ok {
-				pending[s.To.Addr().As4()[3]] = s.Packet
+// ntpHost is what FuzzNTPExchange runs the engine on: a clock that time
+// moves (mono, the true time, which the actuator's spacing of steps reads
+// as it reads the kernel's monotonic clock) and that the engine's steps
+// move too (offset), and the actuator's guard. Events advance mono.
+type ntpHost struct {
+	e       *ntp.Engine
+	guard   *privsep.Guard
+	mono    time.Time
+	offset  time.Duration
+	queries map[byte][]byte // the last query to each server, by its last byte
+	applied []privsep.Message
+}
+
+func newNTPHost() *ntpHost {
+	h := &ntpHost{mono: ntpStart, queries: map[byte][]byte{}}
+	cfg := ntpExchangeConfig()
+	policy := ntp.Grant(cfg)
+	policy.Now = func() time.Time { return h.mono }
+	h.guard = privsep.NewGuard(policy)
+	h.e = ntp.NewEngine(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), rand.New(rand.NewPCG(1, 2)), h.now())
+	h.e.HandleTimer(h.now())
+	return h
+}
+
+// now is the engine's clock.
+func (h *ntpHost) now() time.Time { return h.mono.Add(h.offset) }
+
+// drain carries out what the engine asked for; refused is told of a clock
+// operation the guard refuses.
+func (h *ntpHost) drain(refused func(op privsep.Message, err error)) {
+	for range 64 {
+		actions := h.e.TakeActions()
+		if len(actions) == 0 {
+			return
+		}
+		for _, a := range actions {
+			switch a := a.(type) {
+			case ntp.Send:
+				h.queries[a.To.Addr().As4()[3]] = a.Packet
+			case ntp.Apply:
+				for _, op := range a.Ops {
+					if err := h.guard.Check(op); err != nil {
+						refused(op, err)
+						h.e.Applied(h.now(), op, nil, err)
+						continue
+					}
+					h.guard.Record(op)
+					h.applied = append(h.applied, op)
+					if step, ok := op.(*privsep.ClockStep); ok {
+						h.offset += time.Duration(step.Offset)
+					}
+					h.e.Applied(h.now(), op, &privsep.ClockState{Time: h.now().UnixNano(), Set: h.guard.ClockSet()}, nil)
+				}
 			}
 		}
+	}
+}
+
+// timer advances true time to the engine's deadline and runs it.
+func (h *ntpHost) timer() bool {
+	next := h.e.Deadline()
+	if next.IsZero() {
+		return false
+	}
+	if d := next.Sub(h.now()); d > 0 {
+		h.mono = h.mono.Add(d)
+	}
+	h.e.HandleTimer(h.now())
+	return true
+}
+
+// reply feeds b to the engine as server src's answer a millisecond later,
+// its origin set to match the last query to src.
+func (h *ntpHost) reply(src byte, b []byte) {
+	b = bytes.Clone(b)
+	if q := h.queries[src]; q != nil && len(b) >= 32 {
+		copy(b[24:32], q[40:48])
+	}
+	h.mono = h.mono.Add(time.Millisecond)
+	h.e.HandlePacket(h.now(), netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, src}), 123), b)
+}
+
+// ntpPlay plays servers off by offsets against an engine as
+// FuzzNTPExchange runs it, and returns the events as the target's input.
+func ntpPlay(offsets [3]time.Duration, events int) []byte {
+	h := newNTPHost()
+	answered := map[byte][]byte{}
+	var out []byte
+	for range events {
+		h.drain(func(privsep.Message, error) {})
 		src := byte(0)
 		for i := byte(1); i <= 3; i++ {
-			if pending[i] != nil {
+			if q := h.queries[i]; q != nil && !bytes.Equal(q, answered[i]) {
 				src = i
 				break
 			}
 		}
 		if src == 0 {
 			out = append(out, 0)
-			if next := e.Deadline(); next.After(now) {
-				now = next
-			}
-			e.HandleTimer(now)
+			h.timer()
 			continue
 		}
-		query := pending[src]
-		delete(pending, src)
-		now = now.Add(time.Millisecond)
-		reply := ntpReply(now.Sub(ntpStart)-500*time.Microsecond, offsets[src-1], 2)
+		answered[src] = h.queries[src]
+		// The server's clock: true time (a millisecond on, less half
+		// the way back) plus its error.
+		reply := ntpReply(h.mono.Add(500*time.Microsecond).Sub(ntpStart), offsets[src-1], 2)
 		out = append(append(out, src), reply...)
-		reply = bytes.Clone(reply)
-		copy(reply[24:32], query[40:48])
-		e.HandlePacket(now, netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, src}), 123), reply)
+		h.reply(src, reply)
 	}
 	return out
 }
@@ -209,77 +279,59 @@ func TestNTPExchangeSeeds(t *testing.T) {
 	if err := syncSeeds("FuzzNTPExchange", oneArg(ntpExchangeSeeds())); err != nil {
 		t.Fatal(err)
 	}
+	// The seeds reach the clock: one step of 2.5 s, then slews only.
+	h := newNTPHost()
+	ntpFeed(h, ntpExchangeSeeds()[0], func(op privsep.Message, err error) { t.Fatalf("%s refused: %v", op.Kind(), err) })
+	var steps []time.Duration
+	for _, op := range h.applied {
+		if s, ok := op.(*privsep.ClockStep); ok {
+			steps = append(steps, time.Duration(s.Offset))
+		}
+	}
+	if len(steps) != 1 || steps[0] < 2499*time.Millisecond || steps[0] > 2501*time.Millisecond {
+		t.Errorf("the first seed steps the clock by %v, want one step of 2.5 s", steps)
+	}
+}
+
+// ntpFeed feeds the events of b to h, as FuzzNTPExchange reads them.
+func ntpFeed(h *ntpHost, b []byte, refused func(privsep.Message, error)) bool {
+	for i := 0; len(b) > 0 && i < 256; i++ {
+		h.drain(refused)
+		op := b[0] % 4
+		b = b[1:]
+		if op == 0 {
+			if !h.timer() {
+				return false
+			}
+			continue
+		}
+		n := min(len(b), ntp.HeaderLen)
+		h.reply(op, b[:n])
+		b = b[n:]
+	}
+	h.drain(refused)
+	return true
 }
 
 // FuzzNTPExchange covers the NTP engine as a whole, as a server (or an
 // attacker able to answer its queries) drives it: three sources, fed
-// replies and timer expiries from the input. Each event is a byte: 0 runs
-// the timer, 1 to 3 answer the query outstanding at that source with the
-// 48 bytes that follow (the origin set to match). The invariants: no
-// panic, the engine always has a deadline, and every clock operation it
-// asks for passes the actuator's policy, so a compromised engine's worst
-// is a bounded one.
+// replies and timer expiries from the input, on a clock the engine's
+// steps move. Each event is a byte: 0 runs the timer, 1 to 3 answer the
+// query last sent to that source with the 48 bytes that follow (the
+// origin set to match). The invariants: no panic, the engine always has a
+// deadline, and every clock operation it asks for passes the actuator's
+// policy, so a compromised engine's worst is a bounded one.
 func FuzzNTPExchange(f *testing.F) {
 	for _, s := range ntpExchangeSeeds() {
 		f.Add(s)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		now := ntpStart
-		cfg := ntpExchangeConfig()
-		policy := ntp.Grant(cfg)
-		policy.Now = func() time.Time { return now }
-		guard := privsep.NewGuard(policy)
-		e := ntp.NewEngine(cfg, log, rand.New(rand.NewPCG(1, 2)), now)
-		queries := map[netip.AddrPort][]byte{}
-		drain := func() {
-			for range 64 {
-				actions := e.TakeActions()
-				if len(actions) == 0 {
-					return
-				}
-				for _, a := range actions {
-					switch a := a.(type) {
-					case ntp.Send:
-						queries[a.To] = a.Packet
-					case ntp.Apply:
-						for _, op := range a.Ops {
-							if err := guard.Check(op); err != nil {
-								t.Fatalf("the engine asked for %s %+v, which the actuator refuses: %v", op.Kind(), op, err)
-							}
-							guard.Record(op)
-							e.Applied(now, op, &privsep.ClockState{Time: now.UnixNano()}, nil)
-						}
-					}
-				}
-			}
+		h := newNTPHost()
+		refused := func(op privsep.Message, err error) {
+			t.Fatalf("the engine asked for %s %+v, which the actuator refuses: %v", op.Kind(), op, err)
 		}
-		e.HandleTimer(now)
-		for i := 0; len(b) > 0 && i < 256; i++ {
-			drain()
-			op := b[0] % 4
-			b = b[1:]
-			if op == 0 {
-				next := e.Deadline()
-				if next.IsZero() {
-					t.Fatal("the engine has no deadline")
-				}
-				if next.After(now) {
-					now = next
-				}
-				e.HandleTimer(now)
-				continue
-			}
-			to := netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, op}), 123)
-			n := min(len(b), ntp.HeaderLen)
-			reply := bytes.Clone(b[:n])
-			b = b[n:]
-			if q := queries[to]; q != nil && len(reply) >= 32 {
-				copy(reply[24:32], q[40:48])
-			}
-			now = now.Add(time.Millisecond)
-			e.HandlePacket(now, to, reply)
+		if !ntpFeed(h, b, refused) {
+			t.Fatal("the engine has no deadline")
 		}
-		drain()
 	})
 }
