@@ -2,6 +2,7 @@ package ntp
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dyad-project/dyad/privsep"
@@ -19,9 +20,12 @@ type clockState struct {
 	lastUpdate time.Time // the last slew, for the drift since
 	lastStep   time.Time
 	lastSlew   time.Duration // the offset of the last slew
-	last       Adjustment    // the latest decision
-	maxFreq    int64         // the bound on freq
-	cfg        clockSettings // from the configuration
+	// steps are those since the clock was set, for the actuator's bound
+	// on their sum over an hour.
+	steps   []pastStep
+	last    Adjustment    // the latest decision
+	maxFreq int64         // the bound on freq
+	cfg     clockSettings // from the configuration
 }
 
 type clockSettings struct {
@@ -31,6 +35,26 @@ type clockSettings struct {
 func (c *clockState) init(cfg EngineConfig) {
 	c.maxFreq = privsep.DefaultMaxFrequencyPPM * privsep.FrequencyScale
 	c.cfg = clockSettings{step: cfg.StepThreshold, panic: cfg.PanicThreshold, maxInitial: cfg.MaxInitialStep}
+}
+
+type pastStep struct {
+	at  time.Time
+	abs time.Duration
+}
+
+// stepWindow and the panic threshold bound the steps after the first, all
+// together, as the actuator's policy does.
+const stepWindow = time.Hour
+
+// recentSteps is the sum of the steps of the last hour.
+func (c *clockState) recentSteps(now time.Time) time.Duration {
+	var sum time.Duration
+	for _, s := range c.steps {
+		if now.Sub(s.at) < stepWindow {
+			sum += s.abs
+		}
+	}
+	return sum
 }
 
 // Adjustment is a decision about the clock.
@@ -89,6 +113,9 @@ func (e *Engine) discipline(now time.Time, sel Selection) (step time.Duration) {
 	case c.set && absDuration(theta) > c.cfg.panic:
 		refuse(fmt.Sprintf("beyond the panic threshold of %s", c.cfg.panic))
 		return 0
+	case c.set && absDuration(theta) > c.cfg.step && c.recentSteps(now)+absDuration(theta) > c.cfg.panic:
+		refuse(fmt.Sprintf("with the steps of the last %s, beyond the panic threshold of %s", stepWindow, c.cfg.panic))
+		return 0
 	case absDuration(theta) > c.cfg.step && !c.lastStep.IsZero() && now.Sub(c.lastStep) < privsep.DefaultMinStepInterval:
 		// The actuator allows one step a minute: wait for the next round.
 		e.log.Info("a step is due, but the last was less than a minute ago: waiting", "offset", theta.String())
@@ -102,6 +129,10 @@ func (e *Engine) discipline(now time.Time, sel Selection) (step time.Duration) {
 		e.afterStep(theta)
 		// In the clock's new time, the step happens now+theta.
 		c.lastStep = now.Add(theta)
+		if c.set {
+			c.steps = slices.DeleteFunc(c.steps, func(s pastStep) bool { return now.Sub(s.at) >= stepWindow })
+			c.steps = append(c.steps, pastStep{c.lastStep, absDuration(theta)})
+		}
 		step = theta
 	default:
 		ops = append(ops, &privsep.ClockSlew{Offset: int64(theta)})
@@ -173,6 +204,9 @@ func (e *Engine) shiftTimes(d time.Duration) {
 	shift(&e.roundAt)
 	shift(&e.started)
 	shift(&e.clock.lastStep)
+	for i := range e.clock.steps {
+		shift(&e.clock.steps[i].at)
+	}
 	e.lastUsed = time.Time{}
 	for _, s := range e.sources {
 		shift(&s.skipUntil)
@@ -225,6 +259,9 @@ func (e *Engine) Applied(now time.Time, op privsep.Message, st *privsep.ClockSta
 				// The clock did not move: back to its time.
 				e.shiftTimes(-time.Duration(step.Offset))
 				c.lastStep = time.Time{}
+				if n := len(c.steps); n > 0 && c.steps[n-1].abs == absDuration(time.Duration(step.Offset)) {
+					c.steps = c.steps[:n-1]
+				}
 			}
 			c.last = Adjustment{At: now, Kind: AdjustFailed, Offset: c.last.Offset, Reason: err.Error()}
 			e.log.Error("the actuator did not correct the clock", "op", string(op.Kind()), "err", err.Error())

@@ -372,3 +372,25 @@ func TestEngineAfterBackwardStep(t *testing.T) {
 		t.Errorf("%d slews in the ten minutes after a step of -1h: the engine stalled", slews)
 	}
 }
+
+// TestEngineBoundsStepsOverAnHour: after the first, steps that would add
+// up beyond the panic threshold within an hour are refused by the engine
+// itself, as the actuator would.
+func TestEngineBoundsStepsOverAnHour(t *testing.T) {
+	w := newWorld(t, EngineConfig{Mode: ModeService, MinPoll: 6, MaxPoll: 6, Sources: []SourceConfig{{Name: "192.0.2.1"}}}, map[string]*fakeServer{"192.0.2.1": {err: time.Second}})
+	srv := w.servers[netip.MustParseAddrPort("192.0.2.1:123")]
+	w.run(time.Minute)
+	// The server jumps twice by 600 s. A jump is believed once it has
+	// filled the filter (eight polls), which these twelve minutes allow.
+	for range 2 {
+		srv.err += 600 * time.Second
+		w.run(12 * time.Minute)
+	}
+	s := w.steps()
+	if len(s) != 2 || !near(s[1], 600*time.Second, time.Millisecond) {
+		t.Errorf("steps %v: want the first (1 s) and one of 600 s, the next refused", s)
+	}
+	if a := w.e.LastAdjustment(); a.Kind != AdjustRefused || !strings.Contains(a.Reason, "steps of the last 1h0m0s") {
+		t.Errorf("last adjustment %+v", a)
+	}
+}
