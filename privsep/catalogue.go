@@ -270,6 +270,10 @@ type ClockState struct {
 	// Set says the actuator has corrected the clock already: the panic
 	// threshold holds from then on, whichever engine asks.
 	Set bool `cbor:"8,keyasint,omitempty"`
+	// Offset is how far the clock stands from the host's CLOCK_REALTIME,
+	// nanoseconds: zero for the system clock, the error of the simulated
+	// one, which the engine then reads as the host's clock plus Offset.
+	Offset int64 `cbor:"9,keyasint,omitempty"`
 }
 
 // ClockRead asks for the clock's state and changes nothing.

@@ -35,7 +35,7 @@ func cdcSamples() map[Kind]Message {
 	list := []Message{
 		&Hello{Version: ProtocolVersion, Daemon: "dhcp"},
 		&Welcome{Version: ProtocolVersion, Config: []byte{0xa1, 0x01, 0xf5}},
-		&Reply{Error: "refused: no", Clock: &ClockState{Time: 1767268800123456789, Frequency: -12 << 16, Slewing: 1500, Synced: true, Leap: 1, MaxError: 16000, EstError: 20, Set: true}},
+		&Reply{Error: "refused: no", Clock: &ClockState{Time: 1767268800123456789, Frequency: -12 << 16, Slewing: 1500, Synced: true, Leap: 1, MaxError: 16000, EstError: 20, Set: true, Offset: -3}},
 		&LinkEvent{Index: 2, Name: "eth0", HardwareAddr: []byte{2, 0, 0, 0, 0, 1}, AdminUp: true, Carrier: true, MTU: 1500, Gone: true},
 		&LinkUp{Interface: "eth0"},
 		&LinkMTU{Interface: "eth0", MTU: 9000},

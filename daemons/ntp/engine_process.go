@@ -487,14 +487,12 @@ func (d *driver) apply(ops []privsep.Message) error {
 }
 
 // call sends one request and waits for its reply. A reply that carries
-// the simulated clock's state also says where that clock stands.
+// the simulated clock's state also says where that clock stands from the
+// host's, which is the engine's too.
 func (d *driver) call(op privsep.Message) (*privsep.Reply, error) {
-	asked := time.Now()
 	r, err := d.exchange(op)
 	if err == nil && r.Clock != nil && d.cfg.SimulatedClock {
-		// The actuator read the clock about half-way through.
-		answered := time.Now()
-		d.simDelta = time.Unix(0, r.Clock.Time).Sub(asked.Add(answered.Sub(asked) / 2))
+		d.simDelta = time.Duration(r.Clock.Offset)
 	}
 	return r, err
 }

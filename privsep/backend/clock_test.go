@@ -42,7 +42,7 @@ func TestSimClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := real.Add(20 * time.Millisecond).UnixNano(); st.Time != want || !st.Synced || st.Leap != 1 || st.Frequency != 100<<16 || st.MaxError != 100 {
+	if want := real.Add(20 * time.Millisecond).UnixNano(); st.Time != want || st.Offset != int64(20*time.Millisecond) || !st.Synced || st.Leap != 1 || st.Frequency != 100<<16 || st.MaxError != 100 {
 		t.Errorf("state %+v, want time %d, synced, leap 1, +100 ppm, max error 100", st, want)
 	}
 	if want := []privsep.Kind{privsep.OpClockStep, privsep.OpClockSlew, privsep.OpClockFrequency, privsep.OpClockStatus}; len(ops) != len(want) {

@@ -109,6 +109,7 @@ func (c *SimClock) Read() (privsep.ClockState, error) {
 	now := c.advance().Add(c.offset)
 	return privsep.ClockState{
 		Time:      now.UnixNano(),
+		Offset:    int64(c.offset),
 		Frequency: c.freq,
 		Slewing:   int64(c.slew),
 		Synced:    c.status.Synced,
