@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -212,4 +213,40 @@ func closeAll(files []*os.File) {
 	for _, f := range files {
 		f.Close()
 	}
+}
+
+// Hello opens an engine's session: it says hello as daemon and decodes,
+// strictly, the configuration the actuator's Welcome carries into config.
+// An actuator silent for timeout is an error.
+func (c *Conn) Hello(daemon string, timeout time.Duration, config any) error {
+	if err := c.Send(0, &Hello{Version: ProtocolVersion, Daemon: daemon}); err != nil {
+		return err
+	}
+	type result struct {
+		m   Message
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		_, m, files, err := c.Receive()
+		closeAll(files)
+		ch <- result{m, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-time.After(timeout):
+		return errors.New("no welcome from the actuator")
+	}
+	if r.err != nil {
+		return fmt.Errorf("welcome: %w", r.err)
+	}
+	w, ok := r.m.(*Welcome)
+	if !ok {
+		return fmt.Errorf("welcome: got %s", r.m.Kind())
+	}
+	if err := UnmarshalValue(w.Config, config); err != nil {
+		return fmt.Errorf("welcome: configuration: %w", err)
+	}
+	return nil
 }

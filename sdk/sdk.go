@@ -16,9 +16,15 @@
 package sdk
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Stage is which of a daemon's processes this is.
@@ -52,4 +58,24 @@ func NewLogger(w io.Writer, name string, s Stage, debug bool) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("daemon", name, "proc", string(s))
+}
+
+// LoadConfig reads a daemon's YAML configuration file into v strictly: an
+// unknown key or a wrong type is an error naming the file and the line. A
+// missing file is an error only when must is set; it reports whether a
+// file was read.
+func LoadConfig(path string, must bool, v any) (bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !must {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("config: %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return true, nil
 }

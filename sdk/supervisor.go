@@ -451,3 +451,27 @@ func CheckRoot(name string) error {
 	}
 	return nil
 }
+
+// ConfineSupervisor drops a supervisor's privilege once its children run.
+// With engine-exec (withLauncher) it keeps no capability and installs no
+// seccomp filter: a filter needs no_new_privs, under which the kernel
+// would ignore engine-exec's set-ID bits. Without it, it keeps keep (what
+// restarting the engine takes) under the supervisor's filter, which also
+// allows what the engine's policy does, since filters are inherited.
+func ConfineSupervisor(log *slog.Logger, withLauncher bool, keep []sandbox.Cap, engine sandbox.SyscallPolicy) error {
+	if withLauncher {
+		if err := sandbox.DropAllThreadsLeavingBounding(nil); err != nil {
+			return err
+		}
+		log.Debug("confined", "capabilities", "none", "seccomp", "none (engine-exec)")
+		return nil
+	}
+	if err := sandbox.DropAllThreads(keep); err != nil {
+		return err
+	}
+	if err := sandbox.Confine(sandbox.Profile{Name: "supervisor", Syscalls: sandbox.SupervisorSyscalls(engine)}); err != nil {
+		return err
+	}
+	log.Debug("confined")
+	return nil
+}

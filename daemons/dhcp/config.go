@@ -1,7 +1,6 @@
 package dhcp
 
 import (
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -14,8 +13,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/dyad-project/dyad/privsep"
 	"github.com/dyad-project/dyad/sdk"
@@ -138,7 +135,7 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 	if path == "" {
 		path, must = DefaultConfigFile, false
 	}
-	loaded, err := c.load(path, must)
+	loaded, err := sdk.LoadConfig(path, must, c)
 	if err != nil {
 		return nil, err
 	}
@@ -185,24 +182,6 @@ func stageConfig(args []string, stage sdk.Stage) (*Config, *slog.Logger, bool) {
 		return nil, nil, false
 	}
 	return cfg, sdk.NewLogger(os.Stderr, "dyad-dhcp", stage, cfg.Debug), true
-}
-
-// load reads the YAML file strictly: an unknown key or a wrong type is an
-// error naming the file and the line. It reports whether a file was read.
-func (c *Config) load(path string, must bool) (bool, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && !must {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return false, fmt.Errorf("config: %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	return true, nil
 }
 
 // finish fills defaults and checks values that do not depend on the host.

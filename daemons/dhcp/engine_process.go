@@ -194,36 +194,8 @@ func runEngine(args []string) int {
 
 // hello opens the session and reads the configuration from the Welcome.
 func (e *engine) hello() error {
-	if err := e.conn.Send(0, &privsep.Hello{Version: privsep.ProtocolVersion, Daemon: "dhcp"}); err != nil {
+	if err := e.conn.Hello("dhcp", welcomeTimeout, &e.cfg); err != nil {
 		return err
-	}
-	type result struct {
-		m   privsep.Message
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		_, m, files, err := e.conn.Receive()
-		for _, f := range files {
-			f.Close()
-		}
-		ch <- result{m, err}
-	}()
-	var r result
-	select {
-	case r = <-ch:
-	case <-time.After(welcomeTimeout):
-		return errors.New("no welcome from the actuator")
-	}
-	if r.err != nil {
-		return fmt.Errorf("welcome: %w", r.err)
-	}
-	w, ok := r.m.(*privsep.Welcome)
-	if !ok {
-		return fmt.Errorf("welcome: got %s", r.m.Kind())
-	}
-	if err := privsep.UnmarshalValue(w.Config, &e.cfg); err != nil {
-		return fmt.Errorf("welcome: configuration: %w", err)
 	}
 	for i := range e.cfg.Leases {
 		l := &e.cfg.Leases[i]

@@ -86,29 +86,7 @@ func supervise(args []string) int {
 		EngineGID:      cfg.EngineGID,
 		EngineLauncher: cfg.EngineLauncher,
 		Confine: func() error {
-			if cfg.EngineLauncher != "" {
-				// Nothing is kept, but no seccomp filter either: a
-				// filter needs no_new_privs, under which the kernel
-				// would ignore engine-exec's set-ID bits. The
-				// supervisor reads nothing from the network nor from
-				// the engine.
-				if err := sandbox.DropAllThreadsLeavingBounding(nil); err != nil {
-					return err
-				}
-				log.Debug("confined", "capabilities", "none", "seccomp", "none (engine-exec)")
-				return nil
-			}
-			if err := sandbox.DropAllThreads(supervisorCaps(cfg)); err != nil {
-				return err
-			}
-			if err := sandbox.Confine(sandbox.Profile{
-				Name:     "supervisor",
-				Syscalls: sandbox.SupervisorSyscalls(sandbox.EngineSyscalls()),
-			}); err != nil {
-				return err
-			}
-			log.Debug("confined")
-			return nil
+			return sdk.ConfineSupervisor(log, cfg.EngineLauncher != "", supervisorCaps(cfg), sandbox.EngineSyscalls())
 		},
 	}
 	if cfg.OneShot && cfg.Timeout > 0 {

@@ -1,7 +1,6 @@
 package ntp
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -116,7 +115,7 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 	if path == "" {
 		path, must = DefaultConfigFile, false
 	}
-	loaded, err := c.load(path, must)
+	loaded, err := sdk.LoadConfig(path, must, c)
 	if err != nil {
 		return nil, err
 	}
@@ -159,24 +158,6 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// load reads the YAML file strictly: an unknown key or a wrong type is an
-// error naming the file and the line.
-func (c *Config) load(path string, must bool) (bool, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && !must {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return false, fmt.Errorf("config: %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	return true, nil
 }
 
 // finish fills defaults and checks what does not depend on the host.

@@ -233,36 +233,8 @@ func newRand() *rand.Rand {
 
 // hello opens the session and reads the configuration from the Welcome.
 func (d *driver) hello() error {
-	if err := d.conn.Send(0, &privsep.Hello{Version: privsep.ProtocolVersion, Daemon: "ntp"}); err != nil {
+	if err := d.conn.Hello("ntp", welcomeTimeout, &d.cfg); err != nil {
 		return err
-	}
-	type result struct {
-		m   privsep.Message
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		_, m, files, err := d.conn.Receive()
-		for _, f := range files {
-			f.Close()
-		}
-		ch <- result{m, err}
-	}()
-	var r result
-	select {
-	case r = <-ch:
-	case <-time.After(welcomeTimeout):
-		return errors.New("no welcome from the actuator")
-	}
-	if r.err != nil {
-		return fmt.Errorf("welcome: %w", r.err)
-	}
-	w, ok := r.m.(*privsep.Welcome)
-	if !ok {
-		return fmt.Errorf("welcome: got %s", r.m.Kind())
-	}
-	if err := privsep.UnmarshalValue(w.Config, &d.cfg); err != nil {
-		return fmt.Errorf("welcome: configuration: %w", err)
 	}
 	if err := d.cfg.Check(); err != nil {
 		return fmt.Errorf("welcome: configuration: %w", err)

@@ -52,23 +52,7 @@ func supervise(cfg *Config, args []string) int {
 		EngineGID:      cfg.EngineGID,
 		EngineLauncher: cfg.EngineLauncher,
 		Confine: func() error {
-			if cfg.EngineLauncher != "" {
-				// As dyad-dhcp's: no capability, and no seccomp filter,
-				// whose no_new_privs would void engine-exec's set-ID bits.
-				if err := sandbox.DropAllThreadsLeavingBounding(nil); err != nil {
-					return err
-				}
-				log.Debug("confined", "capabilities", "none", "seccomp", "none (engine-exec)")
-				return nil
-			}
-			if err := sandbox.DropAllThreads(supervisorCaps()); err != nil {
-				return err
-			}
-			if err := sandbox.Confine(sandbox.Profile{Name: "supervisor", Syscalls: sandbox.SupervisorSyscalls(sandbox.UDPClientSyscalls())}); err != nil {
-				return err
-			}
-			log.Debug("confined")
-			return nil
+			return sdk.ConfineSupervisor(log, cfg.EngineLauncher != "", supervisorCaps(), sandbox.UDPClientSyscalls())
 		},
 	}
 	if cfg.Mode == ModeOnce {
