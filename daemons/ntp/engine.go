@@ -186,7 +186,8 @@ type source struct {
 	rootDelay, rootDisp  time.Duration
 	refID                uint32
 	precision            int8
-	kodPoll              int // a poll exponent a RATE kiss imposed, or 0
+	rateKissed           bool
+	kodPoll              int // the poll exponent RATE kisses imposed, if rateKissed
 	skipUntil            time.Time
 	denied               bool
 	verdict              Verdict
@@ -409,6 +410,11 @@ func (e *Engine) startRound(now time.Time) {
 		if s.denied || now.Before(s.skipUntil) {
 			continue
 		}
+		if s.pollExp(e.sysPoll) > e.sysPoll {
+			// The interval a RATE kiss imposed holds from now on, not
+			// only until the first poll after it.
+			s.skipUntil = now.Add(pollInterval(s.kodPoll))
+		}
 		s.rounds++
 		s.reach <<= 1
 		s.answered = false
@@ -481,6 +487,15 @@ func (e *Engine) resolveAgain(s *source, when time.Time) {
 
 func (e *Engine) removeSource(s *source) {
 	e.sources = slices.DeleteFunc(e.sources, func(x *source) bool { return x == s })
+}
+
+// pollExp is the poll exponent of s when the engine's is sys: the longer
+// of sys and what RATE kisses imposed.
+func (s *source) pollExp(sys int) int {
+	if s.rateKissed {
+		return max(sys, s.kodPoll)
+	}
+	return sys
 }
 
 func pollInterval(exp int) time.Duration {
@@ -719,7 +734,7 @@ func (e *Engine) kiss(now time.Time, s *source, code string) error {
 	switch code {
 	case "RATE":
 		// Poll it less often: double its interval, at once and for good.
-		s.kodPoll = min(max(s.kodPoll, e.sysPoll)+1, maxKoDPoll)
+		s.kodPoll, s.rateKissed = min(s.pollExp(e.sysPoll)+1, maxKoDPoll), true
 		s.skipUntil = now.Add(pollInterval(s.kodPoll))
 		s.toSend = 0
 		e.log.Warn("server asks to be polled less often", "source", s.name, "address", s.addr.String(), "poll", pollInterval(s.kodPoll).String())

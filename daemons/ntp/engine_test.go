@@ -48,11 +48,14 @@ func (w *world) advance(d time.Duration) {
 }
 
 type fakeServer struct {
-	err     time.Duration
-	silent  bool
-	kiss    string
-	stratum uint8
-	queries int
+	err    time.Duration
+	silent bool
+	kiss   string
+	// kissOnce makes the server kiss the first query only.
+	kissOnce bool
+	stratum  uint8
+	queries  int
+	times    []time.Time // when each query arrived
 }
 
 func newWorld(t *testing.T, cfg EngineConfig, servers map[string]*fakeServer) *world {
@@ -133,6 +136,7 @@ func (w *world) answer(s Send) {
 		w.t.Fatalf("query to %s, which is no server", s.To)
 	}
 	srv.queries++
+	srv.times = append(srv.times, w.truth)
 	if srv.silent {
 		return
 	}
@@ -149,7 +153,11 @@ func (w *world) answer(s Send) {
 		r.ReferenceID = uint32(srv.kiss[0])<<24 | uint32(srv.kiss[1])<<16 | uint32(srv.kiss[2])<<8 | uint32(srv.kiss[3])
 	}
 	w.advance(arrive.Add(w.oneWay + 10*time.Microsecond).Sub(w.truth))
-	if err := w.e.HandlePacket(w.local(), s.To, r.Append(nil)); err != nil && srv.kiss == "" {
+	kissed := srv.kiss != ""
+	if srv.kissOnce {
+		srv.kiss = ""
+	}
+	if err := w.e.HandlePacket(w.local(), s.To, r.Append(nil)); err != nil && !kissed {
 		w.t.Errorf("reply rejected: %v", err)
 	}
 }
@@ -271,6 +279,38 @@ func TestEngineKissOfDeath(t *testing.T) {
 		if s.addr.Addr().String() == "192.0.2.2" && s.verdict != VerdictDenied {
 			t.Errorf("verdict of the denying server %q", s.verdict)
 		}
+	}
+}
+
+// TestEngineKeepsKissedInterval: a server that kisses RATE once, as a
+// rate-limiting server does, is polled at twice the interval from then
+// on, not only until the next poll.
+func TestEngineKeepsKissedInterval(t *testing.T) {
+	for _, tc := range []struct {
+		minPoll int
+		want    time.Duration
+	}{
+		{1, 4 * time.Second},
+		{-2, 500 * time.Millisecond}, // poll exponents below 0 are kept too
+	} {
+		t.Run(tc.want.String(), func(t *testing.T) {
+			w := newWorld(t, EngineConfig{Mode: ModeService, MinPoll: tc.minPoll, MaxPoll: tc.minPoll, Sources: []SourceConfig{{Name: "192.0.2.1"}}},
+				map[string]*fakeServer{"192.0.2.1": {kiss: "RATE", kissOnce: true}})
+			w.run(64 * time.Second)
+			srv := w.servers[netip.MustParseAddrPort("192.0.2.1:123")]
+			if len(srv.times) < 5 {
+				t.Fatalf("%d queries in 64 s: the server was dropped", len(srv.times))
+			}
+			// The first gap is the burst's, cut short by the kiss.
+			for i := 2; i < len(srv.times); i++ {
+				if gap := srv.times[i].Sub(srv.times[i-1]); gap < tc.want-time.Millisecond || gap > tc.want+100*time.Millisecond {
+					t.Fatalf("query %d came %s after the one before; the kiss asked for %s", i, gap, tc.want)
+				}
+			}
+			if p := w.e.Status(w.local()).Sources[0].Poll; p != tc.want {
+				t.Errorf("status: poll %s, want %s", p, tc.want)
+			}
+		})
 	}
 }
 

@@ -284,6 +284,54 @@ func TestPanicThreshold(t *testing.T) {
 	}
 }
 
+// TestRateLimitingServer: a server that rate-limits with Kiss-o'-Death
+// (ntpsec's ntpd with "restrict default limited kod", as chrony 4.3's
+// ratelimit only drops) makes the engine back off. Polled every 1/64 s,
+// it kisses RATE; the engine doubles the source's interval at each kiss,
+// keeps the longer interval, and goes on taking the server's time.
+func TestRateLimitingServer(t *testing.T) {
+	testnet.RequireRoot(t)
+	n := testnet.NewNet(t)
+	n.AddClientAddress(t)
+	n.StartRateLimitedNtpsec(t)
+	d := startDaemon(t, n, "--minpoll", "-6", n.ServerAddr.Addr().String())
+	if !d.WaitLog("server asks to be polled less often", 30*time.Second) {
+		t.Fatalf("no Kiss-o'-Death RATE within 30 s of polling every 1/64 s\n%s", d.Output())
+	}
+	// ntpsec allows one packet a second on average: the engine ends
+	// polling at 1 s or more, and the server answers it again.
+	var src ntp.SourceStatus
+	if !waitFor(30*time.Second, func() bool {
+		st := d.status(t)
+		if len(st.Sources) != 1 {
+			return false
+		}
+		src = st.Sources[0]
+		return st.Synced && src.Poll >= time.Second && src.Verdict == ntp.VerdictSelected && !strings.Contains(src.Error, "kiss")
+	}) {
+		t.Fatalf("source %+v: want it polled every second or less often, and answering\n%s", src, d.Output())
+	}
+	// From now on the server has no cause to kiss again, and at most
+	// one query an interval reaches it, where 1/64 s would make 768 in
+	// the window.
+	const window = 12 * time.Second
+	const kissed = "server asks to be polled less often"
+	kisses := strings.Count(string(d.Output()), kissed)
+	before := n.UDPDatagramsIn(t, n.Server)
+	time.Sleep(window)
+	got := n.UDPDatagramsIn(t, n.Server) - before
+	if limit := uint64(window/src.Poll) + 2; got > limit {
+		t.Errorf("%d queries reached the server in %s at a poll of %s: want at most %d", got, window, src.Poll, limit)
+	}
+	if more := strings.Count(string(d.Output()), kissed) - kisses; more > 0 {
+		t.Errorf("%d more kisses in %s after backing off to %s: the engine went back to polling faster\n%s", more, window, src.Poll, d.Output())
+	}
+	if st := d.status(t); len(st.Sources) != 1 || st.Sources[0].Verdict != ntp.VerdictSelected || st.Sources[0].Reach == "0" {
+		t.Errorf("after backing off: status %+v, want the source still selected", st)
+	}
+	t.Logf("backed off to a poll of %s; %d queries reached the server in %s", src.Poll, got, window)
+}
+
 // TestNamesAndReresolution: servers named in /etc/hosts (a private copy,
 // in this test's mount namespace) are resolved by the engine; when the
 // server behind a name stops answering, the name is resolved again, and

@@ -57,7 +57,7 @@ func (e *Engine) Status(now time.Time) Status {
 		ss := SourceStatus{
 			Name: s.name, Address: s.addr.String(), Origin: s.origin, Verdict: s.verdict, Stratum: s.stratum,
 			Reach: fmt.Sprintf("%o", s.reach), Samples: len(s.filter.samples), Distance: s.distance,
-			Poll: pollInterval(max(e.sysPoll, s.kodPoll)), Error: s.lastErr,
+			Poll: pollInterval(s.pollExp(e.sysPoll)), Error: s.lastErr,
 		}
 		if est, ok := s.filter.estimate(now); ok {
 			ss.Offset, ss.Delay, ss.Jitter = est.offset, est.delay, est.jitter

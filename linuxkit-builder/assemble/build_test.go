@@ -55,7 +55,12 @@ func testImage(t *testing.T, files []file, label string, cmd ...string) v1.Image
 		io.WriteString(tw, f.body)
 	}
 	tw.Close()
-	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
+	// LayerFromReader would buffer the tar in a file under the host's /tmp
+	// and never remove it.
+	body := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(body)), nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
