@@ -1,12 +1,9 @@
 package fuzz
 
 import (
-	"fmt"
 	"os"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/dyad-project/dyad/daemons/ntp"
 )
@@ -57,19 +54,14 @@ func FuzzNTPConfig(f *testing.F) {
 	for _, s := range ntpConfigSeeds() {
 		f.Add(s.conf, s.args, s.openntpd)
 	}
-	// In memory, named through /proc, as the dhcpcd.conf target's file.
-	fd, err := unix.MemfdCreate("ntp.conf", unix.MFD_CLOEXEC)
+	mem, err := newMemFile("ntp.conf")
 	if err != nil {
-		f.Fatalf("memfd_create: %v", err)
+		f.Fatal(err)
 	}
-	mem := os.NewFile(uintptr(fd), "ntp.conf")
 	f.Cleanup(func() { mem.Close() })
-	file := fmt.Sprintf("/proc/self/fd/%d", fd)
+	file := mem.Path
 	f.Fuzz(func(t *testing.T, conf, args string, openntpd bool) {
-		if err := mem.Truncate(0); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := mem.WriteAt([]byte(conf), 0); err != nil {
+		if err := mem.Set(conf); err != nil {
 			t.Fatal(err)
 		}
 		fields := strings.Fields(args)
