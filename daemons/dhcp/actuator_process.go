@@ -8,11 +8,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/dyad-project/dyad/privsep"
 	"github.com/dyad-project/dyad/privsep/backend"
@@ -77,14 +75,7 @@ func actuate(args []string) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	go func() {
-		<-sigs
-		a.mu.Lock() // wait for the operation in progress; never unlocked
-		log.Info("stopping; the host configuration stays")
-		os.Exit(0)
-	}()
+	sdk.ExitOnSignal(&a.mu, log, "stopping; the host configuration stays")
 	if err := backend.WatchLinks(ctx, a.linkChanged); err != nil {
 		// Without it the engine would never hear of carrier changes.
 		log.Error("cannot watch links", "err", err.Error())
@@ -102,38 +93,10 @@ func actuate(args []string) int {
 		Welcome:     a.welcome,
 		Started:     a.started,
 	}
-	for {
-		f, err := ctl.ReceiveSession()
-		if err != nil {
-			if errors.Is(err, sdk.ErrControlClosed) {
-				return 0
-			}
-			log.Error(err.Error())
-			return 1
-		}
-		conn, err := privsep.ActuatorConn(f)
-		if err != nil {
-			log.Error(err.Error())
-			return 1
-		}
-		err = server.ServeSession(ctx, conn)
-		// Closed first: that ends a link event blocked on an engine that
-		// does not read, which holds the lock setConn takes.
-		conn.Close()
-		a.setConn(nil)
-		switch {
-		case errors.Is(err, privsep.ErrHostile):
-			log.Error("ending the engine's session", "err", err.Error())
-			if err := ctl.SendHostile(); err != nil {
-				log.Error(err.Error())
-				return 1
-			}
-		case err != nil:
-			log.Error("engine session failed", "err", err.Error())
-		default:
-			log.Debug("engine session ended")
-		}
-	}
+	// The connection is closed before setConn: that ends a link event
+	// blocked on an engine that does not read, which holds the lock
+	// setConn takes.
+	return sdk.ServeEngines(ctx, ctl, server, log, func() { a.setConn(nil) })
 }
 
 // actuatorWritable are the directories landlock lets the actuator write:

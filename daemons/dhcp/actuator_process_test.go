@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dyad-project/dyad/internal/actuatortest"
 	"github.com/dyad-project/dyad/internal/testnet"
 	"github.com/dyad-project/dyad/privsep"
-	"github.com/dyad-project/dyad/sdk"
 )
 
 // TestCompromisedEngineAgainstRealActuator plays a compromised engine
@@ -31,7 +31,7 @@ func TestCompromisedEngineAgainstRealActuator(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startActuator(t, n, c, n.ClientIf)
-	p, eng, ask := a.proc, a.eng, a.ask
+	p, eng, ask := a.Proc, a.Engine, a.Ask
 
 	hostile := []privsep.Message{
 		&privsep.LinkUp{Interface: "lo"},
@@ -84,70 +84,11 @@ func TestCompromisedEngineAgainstRealActuator(t *testing.T) {
 	}
 }
 
-// actuatorSession is an actuator process started from the real binary,
-// and the engine's end of its session, held by the test.
-type actuatorSession struct {
-	t    *testing.T
-	proc *testnet.Proc
-	eng  *privsep.Conn
-	id   uint64
-}
-
 // startActuator starts the actuator stage for the interfaces or patterns
 // given, hands it a session as the supervisor would, and says hello.
-func startActuator(t *testing.T, n *testnet.Net, c *client, ifaces ...string) *actuatorSession {
+func startActuator(t *testing.T, n *testnet.Net, c *client, ifaces ...string) *actuatortest.Session {
 	t.Helper()
-	sup, act, err := sdk.ControlPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sup.Close() })
-	cmd := n.Command(t.Context(), n.Client, binary(t), c.args(ifaces...)...)
-	// ip netns exec runs the binary by path with this argv[0]: that names
-	// the stage.
-	cmd.Args = append([]string{"ip", "netns", "exec", n.Client, "bash", "-c", `exec -a "dyad-dhcp: actuator" "$0" "$@"`, binary(t)}, c.args(ifaces...)...)
-	cmd.ExtraFiles = []*os.File{act.File()}
-	p := testnet.StartCommand(t, cmd)
-	act.Close()
-
-	engAct, eng, err := privsep.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	if _, err := sup.SendSession(engAct.File()); err != nil {
-		t.Fatal(err)
-	}
-	engAct.Close()
-	a := &actuatorSession{t: t, proc: p, eng: eng}
-	a.ask(&privsep.Hello{Version: privsep.ProtocolVersion, Daemon: "dhcp"})
-	return a
-}
-
-// ask sends m and returns the actuator's reply to it; a welcome stands for
-// an empty reply.
-func (a *actuatorSession) ask(m privsep.Message) *privsep.Reply {
-	t := a.t
-	t.Helper()
-	a.id++
-	if err := a.eng.Send(a.id, m); err != nil {
-		t.Fatalf("send %s: %v", m.Kind(), err)
-	}
-	// Bounded: link events may come in between.
-	for range 100 {
-		_, got, _, err := a.eng.Receive()
-		if err != nil {
-			t.Fatalf("receive: %v\n%s", err, a.proc.Output())
-		}
-		switch got := got.(type) {
-		case *privsep.Reply:
-			return got
-		case *privsep.Welcome:
-			return &privsep.Reply{}
-		}
-	}
-	t.Fatalf("no reply to %s", m.Kind())
-	return nil
+	return actuatortest.Start(t, n, binary(t), "dyad-dhcp", "dhcp", c.args(ifaces...)...)
 }
 
 // TestSavedLeasesCountAgainstTheLimit starts the actuator over a state
@@ -179,14 +120,14 @@ func TestSavedLeasesCountAgainstTheLimit(t *testing.T) {
 		}
 	}
 	a := startActuator(t, n, c, "dy*")
-	if r := a.ask(&privsep.LeaseSave{Lease: lease(limit)}); r.Error == "" {
+	if r := a.Ask(&privsep.LeaseSave{Lease: lease(limit)}); r.Error == "" {
 		t.Errorf("a lease beyond the %d already saved was accepted", limit)
 	}
 	if _, err := os.Stat(filepath.Join(c.state, fmt.Sprintf("dy%d.lease", limit))); err == nil {
 		t.Errorf("the lease beyond the limit was written")
 	}
 	// Replacing a saved one stays allowed.
-	if r := a.ask(&privsep.LeaseSave{Lease: lease(3)}); r.Error != "" {
+	if r := a.Ask(&privsep.LeaseSave{Lease: lease(3)}); r.Error != "" {
 		t.Errorf("replacing a saved lease was refused: %s", r.Error)
 	}
 }
@@ -217,7 +158,7 @@ func TestSavedLeaseDoesNotAdoptAPermanentAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startActuator(t, n, c, n.ClientIf)
-	a.ask(&privsep.AddrRemove{Interface: n.ClientIf, Address: static})
+	a.Ask(&privsep.AddrRemove{Interface: n.ClientIf, Address: static})
 	if addrs := n.Addrs(t, n.Client, n.ClientIf); len(addrs) != 1 || addrs[0] != static {
 		t.Errorf("the permanent address %s is gone: the link holds %v", static, addrs)
 	}

@@ -10,29 +10,21 @@ import (
 	"github.com/dyad-project/dyad/sdk/audit"
 )
 
-// audit prints what each process of dyad-dhcp holds, and what its
+// printAudit prints what each process of dyad-dhcp holds, and what its
 // actuator will do, for the configuration the arguments give: derived
 // from the grant and the capability lists the daemon runs with. dyad pkg
 // build embeds it in the image.
-//
-// The engine launcher is the one of the machine that runs it; an image
-// build, which runs it elsewhere, names the image's with -engine-launcher
-// before the daemon's own arguments.
 func printAudit(args []string, stdout, stderr io.Writer) int {
-	launcher := ""
-	if len(args) > 1 && args[0] == "-engine-launcher" {
-		launcher, args = args[1], args[2:]
-	}
-	cfg, err := ParseArgs(args, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "dyad-dhcp:", err)
-		return 2
-	}
-	if launcher != "" {
-		cfg.EngineLauncher = launcher
-	}
-	stdout.Write(auditOf(cfg).Marshal())
-	return 0
+	return audit.Command("dyad-dhcp", args, stdout, stderr, func(args []string, launcher string) (*audit.Audit, error) {
+		cfg, err := ParseArgs(args, stderr)
+		if err != nil {
+			return nil, err
+		}
+		if launcher != "" {
+			cfg.EngineLauncher = launcher
+		}
+		return auditOf(cfg), nil
+	})
 }
 
 func auditOf(cfg *Config) *audit.Audit {
@@ -64,10 +56,7 @@ func auditOf(cfg *Config) *audit.Audit {
 		},
 	}
 	if cfg.EngineLauncher != "" {
-		a.Supervisor.NoNewPrivs = false
-		a.Supervisor.Seccomp = "none: a filter needs no_new_privs, under which the kernel would ignore engine-exec's set-user-ID bit; so, root without no_new_privs, an exec would give it back the container's bounding set, and it execs only engine-exec"
-		a.Supervisor.Role += "; starts and signals the engine through " + cfg.EngineLauncher + ", set-user-ID to the engine's user"
-		a.Engine.Role += "; started by engine-exec, which sets its user and no_new_privs"
+		a.StartedThrough(cfg.EngineLauncher)
 	}
 	// Every operation a configuration can grant, and the setting that
 	// grants those the given one does not.

@@ -35,14 +35,11 @@ import (
 // through the sockets the supervisor opened for it. It drives one Client per
 // link and asks the actuator for every host change.
 
-// Descriptors of the engine, from 3: the pipe, the status listener, then a
-// packet socket per link. The engine has no other socket: even unicast to
-// a server goes out as a frame on the link's packet socket.
-const (
-	efdPipe = 3 + iota
-	efdStatus
-	efdFirstPacket
-)
+// efdFirstPacket is the first of the engine's packet sockets, one per
+// link, after the pipe and the status listener (sdk.TakeEngineFiles). The
+// engine has no other socket: even unicast to a server goes out as a
+// frame on the link's packet socket.
+const efdFirstPacket = sdk.EnginePipeFD + 2
 
 const (
 	replyTimeout   = 10 * time.Second
@@ -123,28 +120,18 @@ func runEngine(args []string) int {
 		return sdk.ExitGaveUp
 	}
 	log := sdk.NewLogger(os.Stderr, "dyad-dhcp", sdk.StageEngine, *debug)
-	// Another process of the engine's user (engine-exec, or anything else
-	// that user runs) must not ptrace this one or take its descriptors
-	// with pidfd_getfd: those are the packet sockets and the pipe.
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		log.Error("cannot make the engine non-dumpable", "err", err.Error())
+	pipe, files, err := sdk.TakeEngineFiles("status")
+	if err != nil {
+		log.Error(err.Error())
 		return sdk.ExitGaveUp
 	}
+	status := files[0]
 	_ = time.Now().Local() // load the zone before landlock hides it
-
-	for _, fd := range []int{efdPipe, efdStatus} {
-		if err := unix.SetNonblock(fd, true); err != nil {
-			log.Error("missing descriptor from the supervisor", "fd", fd, "err", err.Error())
-			return sdk.ExitGaveUp
-		}
-	}
 	packets, err := linkSockets(*links)
 	if err != nil {
 		log.Error(err.Error())
 		return sdk.ExitGaveUp
 	}
-	pipe := os.NewFile(efdPipe, "pipe")
-	status := os.NewFile(efdStatus, "status")
 
 	if err := sandbox.Confine(sandbox.Profile{
 		Name:               "engine",

@@ -3,13 +3,10 @@ package ntp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dyad-project/dyad/privsep"
@@ -75,14 +72,7 @@ func actuate(args []string) int {
 	}
 	log.Debug("confined")
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	go func() {
-		<-sigs
-		a.mu.Lock() // wait for the operation in progress; never unlocked
-		log.Info("stopping; the clock stays as it is")
-		os.Exit(0)
-	}()
+	sdk.ExitOnSignal(&a.mu, log, "stopping; the clock stays as it is")
 	server := &privsep.Server{
 		Daemon:      "ntp",
 		Guard:       privsep.NewGuard(Grant(cfg.Engine())),
@@ -91,35 +81,7 @@ func actuate(args []string) int {
 		MaxRefusals: maxRefusals,
 		Welcome:     a.welcome,
 	}
-	for {
-		f, err := ctl.ReceiveSession()
-		if err != nil {
-			if errors.Is(err, sdk.ErrControlClosed) {
-				return 0
-			}
-			log.Error(err.Error())
-			return 1
-		}
-		conn, err := privsep.ActuatorConn(f)
-		if err != nil {
-			log.Error(err.Error())
-			return 1
-		}
-		err = server.ServeSession(context.Background(), conn)
-		conn.Close()
-		switch {
-		case errors.Is(err, privsep.ErrHostile):
-			log.Error("ending the engine's session", "err", err.Error())
-			if err := ctl.SendHostile(); err != nil {
-				log.Error(err.Error())
-				return 1
-			}
-		case err != nil:
-			log.Error("engine session failed", "err", err.Error())
-		default:
-			log.Debug("engine session ended")
-		}
-	}
+	return sdk.ServeEngines(context.Background(), ctl, server, log, nil)
 }
 
 // simulatedClock opens the log of a simulated clock, before confinement.

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/dyad-project/dyad/daemons/ntp"
+	"github.com/dyad-project/dyad/internal/actuatortest"
 	"github.com/dyad-project/dyad/internal/testnet"
 	"github.com/dyad-project/dyad/privsep"
-	"github.com/dyad-project/dyad/sdk"
 )
 
 // TestSandboxOfRunningDaemon reads /proc of a running dyad-ntp that
@@ -53,48 +53,8 @@ func TestCompromisedEngineAgainstRealActuator(t *testing.T) {
 	simLog := filepath.Join(dir, "clock.log")
 	args := []string{"-f", "/dev/null", "--run-dir", filepath.Join(dir, "run"), "--dhcp-servers", "none", "--simulate-clock", simLog, "192.0.2.1"}
 
-	sup, act, err := sdk.ControlPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sup.Close() })
-	cmd := n.Command(t.Context(), n.Client, binary(t))
-	// ip netns exec runs the binary by path with this argv[0], which
-	// names the stage.
-	cmd.Args = append([]string{"ip", "netns", "exec", n.Client, "bash", "-c", `exec -a "dyad-ntp: actuator" "$0" "$@"`, binary(t)}, args...)
-	cmd.ExtraFiles = []*os.File{act.File()}
-	p := testnet.StartCommand(t, cmd)
-	act.Close()
-	engAct, eng, err := privsep.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	if _, err := sup.SendSession(engAct.File()); err != nil {
-		t.Fatal(err)
-	}
-	engAct.Close()
-	id := uint64(0)
-	ask := func(m privsep.Message) *privsep.Reply {
-		t.Helper()
-		id++
-		if err := eng.Send(id, m); err != nil {
-			t.Fatalf("send %s: %v", m.Kind(), err)
-		}
-		_, got, _, err := eng.Receive()
-		if err != nil {
-			t.Fatalf("receive: %v\n%s", err, p.Output())
-		}
-		switch got := got.(type) {
-		case *privsep.Reply:
-			return got
-		case *privsep.Welcome:
-			return &privsep.Reply{}
-		}
-		t.Fatalf("got %s", got.Kind())
-		return nil
-	}
-	ask(&privsep.Hello{Version: privsep.ProtocolVersion, Daemon: "ntp"})
+	a := actuatortest.Start(t, n, binary(t), "dyad-ntp", "ntp", args...)
+	p, ask := a.Proc, a.Ask
 	if r := ask(&privsep.ClockStep{Offset: int64(2500 * time.Millisecond)}); r.Error != "" || r.Clock == nil {
 		t.Fatalf("the first step: %+v", r)
 	}

@@ -11,23 +11,18 @@ import (
 
 // printAudit prints what each process of dyad-ntp holds, and what its
 // actuator will do, for the configuration the arguments give. dyad pkg
-// build embeds it in the image. As dyad-dhcp's, it takes the image's
-// engine launcher with -engine-launcher before the daemon's arguments.
+// build embeds it in the image.
 func printAudit(args []string, stdout, stderr io.Writer) int {
-	launcher := ""
-	if len(args) > 1 && args[0] == "-engine-launcher" {
-		launcher, args = args[1], args[2:]
-	}
-	cfg, err := ParseArgs(args, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "dyad-ntp:", err)
-		return 2
-	}
-	if launcher != "" {
-		cfg.EngineLauncher = launcher
-	}
-	stdout.Write(auditOf(cfg).Marshal())
-	return 0
+	return audit.Command("dyad-ntp", args, stdout, stderr, func(args []string, launcher string) (*audit.Audit, error) {
+		cfg, err := ParseArgs(args, stderr)
+		if err != nil {
+			return nil, err
+		}
+		if launcher != "" {
+			cfg.EngineLauncher = launcher
+		}
+		return auditOf(cfg), nil
+	})
 }
 
 func auditOf(cfg *Config) *audit.Audit {
@@ -64,10 +59,7 @@ func auditOf(cfg *Config) *audit.Audit {
 	}
 	if cfg.EngineLauncher != "" {
 		a.Supervisor.Capabilities = []string{}
-		a.Supervisor.NoNewPrivs = false
-		a.Supervisor.Seccomp = "none: a filter needs no_new_privs, under which the kernel would ignore engine-exec's set-user-ID bit; so, root without no_new_privs, an exec would give it back the container's bounding set, and it execs only engine-exec"
-		a.Supervisor.Role += "; starts and signals the engine through " + cfg.EngineLauncher + ", set-user-ID to the engine's user"
-		a.Engine.Role += "; started by engine-exec, which sets its user and no_new_privs"
+		a.StartedThrough(cfg.EngineLauncher)
 	}
 	policy := Grant(cfg.Engine())
 	for _, k := range policy.Ops {

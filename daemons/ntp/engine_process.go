@@ -37,12 +37,6 @@ import (
 // names, runs the Engine, and asks the actuator for every clock change.
 // dyad-ntp -q runs the same driver in one process, without an actuator.
 
-// Descriptors of the engine, from 3: the pipe, then the status listener.
-const (
-	efdPipe = 3 + iota
-	efdStatus
-)
-
 const (
 	replyTimeout   = 10 * time.Second
 	welcomeTimeout = 10 * time.Second
@@ -125,20 +119,12 @@ func runEngine(args []string) int {
 		return sdk.ExitGaveUp
 	}
 	log := sdk.NewLogger(os.Stderr, "dyad-ntp", sdk.StageEngine, *debug)
-	// Nothing else running as the engine's user may ptrace this process
-	// or take its descriptors.
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		log.Error("cannot make the engine non-dumpable", "err", err.Error())
+	pipe, files, err := sdk.TakeEngineFiles("status")
+	if err != nil {
+		log.Error(err.Error())
 		return sdk.ExitGaveUp
 	}
-	for _, fd := range []int{efdPipe, efdStatus} {
-		if err := unix.SetNonblock(fd, true); err != nil {
-			log.Error("missing descriptor from the supervisor", "fd", fd, "err", err.Error())
-			return sdk.ExitGaveUp
-		}
-	}
-	pipe := os.NewFile(efdPipe, "pipe")
-	statusFile := os.NewFile(efdStatus, "status")
+	statusFile := files[0]
 	var readable []string
 	if *dhcpDir != "" {
 		if _, err := os.Stat(*dhcpDir); err != nil && !errors.Is(err, os.ErrNotExist) {

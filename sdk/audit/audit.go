@@ -7,6 +7,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/dyad-project/dyad/internal/jsonstrict"
 )
@@ -66,4 +67,33 @@ func Parse(b []byte) (*Audit, error) {
 func (a *Audit) Marshal() []byte {
 	b, _ := json.MarshalIndent(a, "", "  ")
 	return append(b, '\n')
+}
+
+// Command is a daemon's audit command: it prints the Audit that of gives
+// for the daemon's arguments. The engine launcher is the one of the
+// machine that runs it; an image build, which runs it elsewhere, names the
+// image's with -engine-launcher PATH before the daemon's own arguments,
+// and of receives it ("" when none is named).
+func Command(daemon string, args []string, stdout, stderr io.Writer, of func(args []string, launcher string) (*Audit, error)) int {
+	launcher := ""
+	if len(args) > 1 && args[0] == "-engine-launcher" {
+		launcher, args = args[1], args[2:]
+	}
+	a, err := of(args, launcher)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", daemon, err)
+		return 2
+	}
+	stdout.Write(a.Marshal())
+	return 0
+}
+
+// StartedThrough records that the supervisor starts and signals the
+// engine through launcher, engine-exec set-user-ID to the engine's user,
+// and what that costs the supervisor's confinement.
+func (a *Audit) StartedThrough(launcher string) {
+	a.Supervisor.NoNewPrivs = false
+	a.Supervisor.Seccomp = "none: a filter needs no_new_privs, under which the kernel would ignore engine-exec's set-user-ID bit; so, root without no_new_privs, an exec would give it back the container's bounding set, and it execs only engine-exec"
+	a.Supervisor.Role += "; starts and signals the engine through " + launcher + ", set-user-ID to the engine's user"
+	a.Engine.Role += "; started by engine-exec, which sets its user and no_new_privs"
 }
