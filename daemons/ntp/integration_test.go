@@ -195,6 +195,35 @@ func TestQuery(t *testing.T) {
 	}
 }
 
+// TestQueryUnprivileged: dyad-ntp -q needs no privilege, as ntpdate -q:
+// run as nobody, with no capability at all, it measures the server.
+func TestQueryUnprivileged(t *testing.T) {
+	testnet.RequireTools(t, "setpriv")
+	nets := servers(t, 2500*time.Millisecond)
+	n := nets[0]
+	// A copy nobody may run: the build's directory is root's alone.
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "dyad-ntp")
+	b, err := os.ReadFile(binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := n.Run(t, n.Client, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		bin, "-q", "-f", "/dev/null", "--dhcp-servers", "none", addrs(nets)[0])
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "offset +2.5") {
+		t.Errorf("no offset of 2.5 s:\n%s", out)
+	}
+}
+
 // TestStep: with -1, a server 2.5 s ahead, or 30 s behind, gives one step
 // of its shift in the simulated clock, and the daemon exits 0.
 func TestStep(t *testing.T) {
