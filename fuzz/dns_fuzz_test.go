@@ -1,0 +1,207 @@
+package fuzz
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/dyad-project/dyad/daemons/dns"
+)
+
+// dnsPack packs m, compressed, as a server would.
+func dnsPack(m *mdns.Msg) []byte {
+	m.Id, m.Compress = 0, true // SetQuestion's ID is random
+	b, err := m.Pack()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// dnsAnswerSeeds are upstreams' answers: a CNAME chain, an NXDOMAIN and a
+// NODATA with their SOA, a large TXT set, each with an OPT record.
+func dnsAnswerSeeds() [][]byte {
+	mk := func(name string, qtype uint16, rcode int, rrs ...string) []byte {
+		q := new(mdns.Msg)
+		q.SetQuestion(name, qtype)
+		m := new(mdns.Msg)
+		m.SetRcode(q, rcode)
+		for _, s := range rrs {
+			rr, err := mdns.NewRR(s)
+			if err != nil {
+				panic(err)
+			}
+			if rr.Header().Rrtype == mdns.TypeSOA {
+				m.Ns = append(m.Ns, rr)
+			} else {
+				m.Answer = append(m.Answer, rr)
+			}
+		}
+		m.SetEdns0(1232, false)
+		return dnsPack(m)
+	}
+	soa := "example.test. 3600 IN SOA ns.example.test. host.example.test. 1 7200 900 1209600 60"
+	var txt []string
+	for range 12 {
+		txt = append(txt, `big.example.test. 300 IN TXT "`+string(bytes.Repeat([]byte("x"), 100))+`"`)
+	}
+	return [][]byte{
+		mk("www.example.test.", mdns.TypeA, mdns.RcodeSuccess, "www.example.test. 300 IN CNAME web.example.test.", "web.example.test. 60 IN A 192.0.2.7"),
+		mk("nx.example.test.", mdns.TypeAAAA, mdns.RcodeNameError, soa),
+		mk("www.example.test.", mdns.TypeMX, mdns.RcodeSuccess, soa),
+		mk("big.example.test.", mdns.TypeTXT, mdns.RcodeSuccess, txt...),
+	}
+}
+
+// dnsQuerySeeds are clients' queries: plain, with EDNS and DO, and NOTIFY.
+func dnsQuerySeeds() [][]byte {
+	mk := func(f func(m *mdns.Msg)) []byte {
+		m := new(mdns.Msg)
+		m.SetQuestion("WwW.Example.Test.", mdns.TypeA)
+		f(m)
+		return dnsPack(m)
+	}
+	return [][]byte{
+		mk(func(*mdns.Msg) {}),
+		mk(func(m *mdns.Msg) { m.SetEdns0(4096, true) }),
+		mk(func(m *mdns.Msg) { m.Opcode = mdns.OpcodeNotify }),
+	}
+}
+
+func TestDNSSeeds(t *testing.T) {
+	var cache [][]any
+	for _, a := range dnsAnswerSeeds() {
+		cache = append(cache, []any{a, uint16(0x0100), true})
+	}
+	if err := syncSeeds("FuzzDNSCache", cache); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncSeeds("FuzzDNSQuery", oneArg(dnsQuerySeeds())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzDNSQuery covers dyad-dns's reading of a client's query, the first
+// thing it does with bytes from any container of the node. The
+// invariants: no panic; an accepted query has one question of class IN
+// whose bytes lie in the query, offers at least 512 bytes, and its
+// question parses back the same; a refusal names an RCODE and a reason.
+func FuzzDNSQuery(f *testing.F) {
+	for _, s := range dnsQuerySeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		q, err := dns.ParseQuery(msg)
+		var r *dns.Refusal
+		if errors.As(err, &r) {
+			if r.Rcode == 0 || r.Reason == "" {
+				t.Fatalf("a refusal without an RCODE or a reason: %+v", r)
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+		if q.Class != 1 || q.UDPSize < 512 || q.End > len(msg) || !bytes.Equal(msg[12:12+len(q.Name)], q.Name) {
+			t.Fatalf("accepted as %+v", q)
+		}
+		back, err := dns.ParseQuestion(msg)
+		if err != nil || !bytes.Equal(back.Name, q.Name) || back.Type != q.Type || back.End != q.End {
+			t.Fatalf("its question parses back as %+v, %v", back, err)
+		}
+	})
+}
+
+// FuzzDNSCache covers the cache's keeping of an upstream's answer (every
+// byte untrusted: the upstream may lie, or someone may spoof it) and its
+// serving of it to a client who asks the same question. The inputs: the
+// answer, the flags of the client's query and whether it has EDNS. The
+// invariants: no panic; what the cache serves is a well-formed message no
+// longer than the client may receive, with the client's ID and question
+// bytes, TTLs within the cache's ceiling, and every record stored unless
+// it is cut and says so (TC).
+func FuzzDNSCache(f *testing.F) {
+	for _, s := range dnsAnswerSeeds() {
+		f.Add(s, uint16(0x0100), true)
+	}
+	cfg := dns.CacheConfig{MinTTL: 10 * time.Second, MaxTTL: time.Hour, MaxNegativeTTL: 10 * time.Minute, ServeStale: time.Hour, PrefetchHits: 1}
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, answer []byte, flags uint16, edns bool) {
+		c := dns.NewCache(cfg)
+		if err := c.Store(answer, now); err != nil {
+			return
+		}
+		question, err := dns.ParseQuestion(answer)
+		if err != nil {
+			t.Fatalf("stored an answer whose question does not parse: %v", err)
+		}
+		// The client's query: the same question, its own ID and flags
+		// (opcode QUERY, not a response).
+		query := binary.BigEndian.AppendUint16(nil, 0x4242)
+		query = binary.BigEndian.AppendUint16(query, flags&^0xf800)
+		var additional byte
+		if edns {
+			additional = 1
+		}
+		query = append(query, 0, 1, 0, 0, 0, 0, 0, additional)
+		query = append(query, answer[12:question.End]...)
+		if edns {
+			query = append(query, 0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0)
+		}
+		q, err := dns.ParseQuery(query)
+		if err != nil {
+			return // not class IN
+		}
+		// Records are counted where miekg/dns decodes the answer: it
+		// refuses some record data the cache carries as opaque bytes.
+		stored, decodes := records(t, answer, false)
+		for _, tc := range []struct {
+			at    time.Duration
+			stale bool
+			limit int
+		}{{0, false, int(q.UDPSize)}, {30 * time.Minute, true, dns.MaxMessage}, {2 * time.Hour, true, 512}} {
+			out, hit := c.Answer(nil, query, &q, q.Key(nil), now.Add(tc.at), tc.stale, tc.limit)
+			if hit == dns.Miss {
+				continue
+			}
+			if len(out) > tc.limit {
+				t.Fatalf("served %d bytes to a client who takes %d", len(out), tc.limit)
+			}
+			if !bytes.Equal(out[:2], query[:2]) || !bytes.Equal(out[12:q.End], query[12:q.End]) {
+				t.Fatalf("served another ID or question:\n%x\nfor\n%x", out, query)
+			}
+			if !decodes {
+				continue
+			}
+			got, ok := records(t, out, true)
+			truncated := out[2]&0x02 != 0
+			if !ok || !truncated && got != stored || truncated && got != 0 {
+				t.Fatalf("served %d records of %d (TC %v), decoding: %v", got, stored, truncated, ok)
+			}
+		}
+	})
+}
+
+// records counts the records of a message other than OPT, if miekg/dns
+// decodes it, and with ceiling checks that no TTL exceeds an hour.
+func records(t *testing.T, msg []byte, ceiling bool) (int, bool) {
+	m := new(mdns.Msg)
+	if err := m.Unpack(msg); err != nil {
+		return 0, false
+	}
+	n := 0
+	for _, rr := range append(append(append([]mdns.RR{}, m.Answer...), m.Ns...), m.Extra...) {
+		if rr.Header().Rrtype == mdns.TypeOPT {
+			continue
+		}
+		n++
+		if ceiling && rr.Header().Ttl > 3600 {
+			t.Fatalf("served a TTL of %d s above the ceiling of 1 h", rr.Header().Ttl)
+		}
+	}
+	return n, true
+}
