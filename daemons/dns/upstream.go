@@ -1,0 +1,371 @@
+package dns
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The forwarder: what the stub does on a miss. It asks an upstream the
+// client's question over UDP, from a socket of its own (a port the kernel
+// picks at random) with an ID of its own, and over TCP when the answer is
+// truncated; it accepts only a reply that carries that ID and the
+// question exactly as sent, case and all. Upstreams that fail are set
+// aside for a while, and the next one is asked.
+
+// Route sends the names under Domain to Upstreams; the longest domain
+// that holds a name wins, and "." holds every name.
+type Route struct {
+	Domain    string
+	Upstreams []netip.AddrPort
+}
+
+// ForwarderConfig is what the forwarder needs.
+type ForwarderConfig struct {
+	Routes []Route
+	// Timeout bounds one exchange with one upstream.
+	Timeout time.Duration
+}
+
+// Defaults of the forwarder.
+const (
+	DefaultUpstreamTimeout = 2 * time.Second
+	// failuresToDown is how many failures in a row set an upstream aside.
+	failuresToDown = 3
+	minDownFor     = time.Second
+	maxDownFor     = time.Minute
+)
+
+// Forwarder is safe for concurrent use.
+type Forwarder struct {
+	timeout time.Duration
+	routes  []route
+
+	mu  sync.Mutex
+	rnd *rand.Rand
+}
+
+type route struct {
+	suffix    []byte // the domain in wire form, lower case, without the root label
+	upstreams []*upstream
+}
+
+type upstream struct {
+	addr netip.AddrPort
+
+	// Under the Forwarder's mu.
+	failures  int
+	downUntil time.Time
+	downFor   time.Duration
+}
+
+// NewForwarder checks the routes and returns a forwarder.
+func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
+	var seed [32]byte
+	crand.Read(seed[:])
+	f := &Forwarder{timeout: cfg.Timeout, rnd: rand.New(rand.NewChaCha8(seed))}
+	if f.timeout <= 0 {
+		f.timeout = DefaultUpstreamTimeout
+	}
+	known := map[netip.AddrPort]*upstream{}
+	for _, r := range cfg.Routes {
+		wire, err := domainWire(r.Domain)
+		if err != nil {
+			return nil, fmt.Errorf("dns: route %q: %w", r.Domain, err)
+		}
+		if len(r.Upstreams) == 0 {
+			return nil, fmt.Errorf("dns: route %q: no upstream", r.Domain)
+		}
+		rt := route{suffix: wire}
+		for _, a := range r.Upstreams {
+			if !a.IsValid() || a.Port() == 0 || a.Addr().IsUnspecified() || a.Addr().IsMulticast() {
+				return nil, fmt.Errorf("dns: route %q: upstream %s: not a unicast address and port", r.Domain, a)
+			}
+			if known[a] == nil {
+				known[a] = &upstream{addr: a}
+			}
+			rt.upstreams = append(rt.upstreams, known[a])
+		}
+		f.routes = append(f.routes, rt)
+	}
+	return f, nil
+}
+
+// domainWire is a domain's labels in wire form, lower case, without the
+// root's empty label: "Example.test." gives "\x07example\x04test".
+func domainWire(domain string) ([]byte, error) {
+	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+	if domain == "" {
+		return []byte{}, nil
+	}
+	var out []byte
+	for _, label := range strings.Split(domain, ".") {
+		if label == "" || len(label) > 63 {
+			return nil, fmt.Errorf("label %q: want 1 to 63 bytes", label)
+		}
+		out = append(out, byte(len(label)))
+		out = append(out, label...)
+	}
+	if len(out) > 254 {
+		return nil, errors.New("longer than 255 bytes")
+	}
+	return out, nil
+}
+
+// routeFor returns the upstreams of the longest route that holds name (in
+// wire form, uncompressed), or nil.
+func (f *Forwarder) routeFor(name []byte) []*upstream {
+	lower := bytes.ToLower(name[:len(name)-1]) // without the root label
+	var best *route
+	for i := range f.routes {
+		r := &f.routes[i]
+		if best != nil && len(r.suffix) <= len(best.suffix) {
+			continue
+		}
+		if len(r.suffix) == 0 || bytes.HasSuffix(lower, r.suffix) && labelBoundary(lower, len(lower)-len(r.suffix)) {
+			best = r
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return best.upstreams
+}
+
+// labelBoundary reports whether a label of name starts at off.
+func labelBoundary(name []byte, off int) bool {
+	for i := 0; i < len(name); i += int(name[i]) + 1 {
+		if i == off {
+			return true
+		}
+	}
+	return off == len(name)
+}
+
+// ErrNoUpstream means no upstream answered.
+var ErrNoUpstream = errors.New("dns: no upstream answered")
+
+// Exchange asks the question of q upstream and returns the reply, checked
+// (its ID set back to 0), or an error wrapping ErrNoUpstream when none
+// answered within ctx.
+func (f *Forwarder) Exchange(ctx context.Context, q *Query) ([]byte, error) {
+	ups := f.routeFor(q.Name)
+	if len(ups) == 0 {
+		return nil, fmt.Errorf("%w: no route for the name", ErrNoUpstream)
+	}
+	var errs []error
+	for _, u := range f.order(ups, time.Now()) {
+		if ctx.Err() != nil {
+			break
+		}
+		reply, err := f.exchangeWith(ctx, u, q)
+		if err == nil {
+			f.report(u, nil)
+			return reply, nil
+		}
+		f.report(u, err)
+		errs = append(errs, fmt.Errorf("%s: %w", u.addr, err))
+	}
+	return nil, fmt.Errorf("%w: %w", ErrNoUpstream, errors.Join(errs...))
+}
+
+// order returns the upstreams to try, those not set aside first, each
+// group in the configured order.
+func (f *Forwarder) order(ups []*upstream, now time.Time) []*upstream {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*upstream, 0, len(ups))
+	for _, u := range ups {
+		if !now.Before(u.downUntil) {
+			out = append(out, u)
+		}
+	}
+	for _, u := range ups {
+		if now.Before(u.downUntil) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// report counts an upstream's success or failure; failuresToDown in a row
+// set it aside, for twice as long each time, up to maxDownFor.
+func (f *Forwarder) report(u *upstream, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		u.failures, u.downUntil, u.downFor = 0, time.Time{}, 0
+		return
+	}
+	u.failures++
+	if u.failures >= failuresToDown {
+		u.downFor = min(max(2*u.downFor, minDownFor), maxDownFor)
+		u.downUntil = time.Now().Add(u.downFor)
+		u.failures = 0
+	}
+}
+
+// Healthy says of each upstream whether it is in use (not set aside).
+func (f *Forwarder) Healthy(now time.Time) map[netip.AddrPort]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[netip.AddrPort]bool{}
+	for _, r := range f.routes {
+		for _, u := range r.upstreams {
+			out[u.addr] = !now.Before(u.downUntil)
+		}
+	}
+	return out
+}
+
+// errServerFailure is an upstream's SERVFAIL or REFUSED: the next one may
+// do better.
+var errServerFailure = errors.New("the upstream failed")
+
+func (f *Forwarder) exchangeWith(ctx context.Context, u *upstream, q *Query) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	f.mu.Lock()
+	id := uint16(f.rnd.Uint32())
+	f.mu.Unlock()
+	query := upstreamQuery(id, q)
+	reply, err := exchangeUDP(ctx, u.addr, query)
+	if err == nil && binary.BigEndian.Uint16(reply[2:])&flagTC != 0 {
+		reply, err = exchangeTCP(ctx, u.addr, query)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch rcode := binary.BigEndian.Uint16(reply[2:]) & 0xf; rcode {
+	case RcodeServFail, RcodeRefused:
+		return nil, fmt.Errorf("%w: rcode %d", errServerFailure, rcode)
+	}
+	binary.BigEndian.PutUint16(reply, 0)
+	return reply, nil
+}
+
+// upstreamQuery is the query the stub sends for q: its question as the
+// client wrote it, recursion desired, and an OPT record offering 1232
+// bytes with the client's DO bit.
+func upstreamQuery(id uint16, q *Query) []byte {
+	b := make([]byte, 0, headerLen+len(q.Name)+4+11)
+	b = binary.BigEndian.AppendUint16(b, id)
+	b = binary.BigEndian.AppendUint16(b, flagRD)
+	b = append(b, 0, 1, 0, 0, 0, 0, 0, 1)
+	b = append(b, q.Name...)
+	b = binary.BigEndian.AppendUint16(b, q.Type)
+	b = binary.BigEndian.AppendUint16(b, q.Class)
+	b = appendOPT(b, ourUDPSize)
+	if q.DO {
+		b[len(b)-4] |= 0x80 // the OPT's flags: DO
+	}
+	return b
+}
+
+// checkReply reports what is wrong with a reply to query: not a response,
+// another ID, another opcode, or another question (the same bytes are
+// wanted: the case the query used too).
+func checkReply(query, reply []byte) error {
+	if len(reply) < headerLen {
+		return fmt.Errorf("a reply of %d bytes", len(reply))
+	}
+	flags := binary.BigEndian.Uint16(reply[2:])
+	switch {
+	case flags&flagQR == 0:
+		return errors.New("not a response")
+	case !bytes.Equal(reply[:2], query[:2]):
+		return errors.New("another ID")
+	case flags>>11&0xf != 0:
+		return fmt.Errorf("opcode %d", flags>>11&0xf)
+	}
+	sent, err := ParseQuestion(query)
+	if err != nil {
+		return err
+	}
+	got, err := ParseQuestion(reply)
+	if err != nil {
+		return fmt.Errorf("its question: %w", err)
+	}
+	if !bytes.Equal(got.Name, sent.Name) || got.Type != sent.Type || got.Class != sent.Class {
+		return errors.New("another question")
+	}
+	return nil
+}
+
+// exchangeUDP sends query to addr from a new socket and waits for a reply
+// that passes checkReply; what does not is dropped, and waited past.
+func exchangeUDP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := conn.Write(query); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, MaxMessage)
+	// Bounded: a flood of wrong replies ends with the deadline, or here.
+	var last error
+	for range 64 {
+		n, err := conn.Read(buf)
+		if err != nil {
+			if last != nil {
+				return nil, fmt.Errorf("%w (dropped before: %w)", err, last)
+			}
+			return nil, err
+		}
+		if err := checkReply(query, buf[:n]); err != nil {
+			last = fmt.Errorf("a reply dropped: %w", err)
+			continue
+		}
+		return append([]byte(nil), buf[:n]...), nil
+	}
+	return nil, fmt.Errorf("64 replies, none to the query: %w", last)
+}
+
+// exchangeTCP asks again over TCP (RFC 7766), for a truncated answer.
+func exchangeTCP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	framed := binary.BigEndian.AppendUint16(nil, uint16(len(query)))
+	if _, err := conn.Write(append(framed, query...)); err != nil {
+		return nil, err
+	}
+	var size [2]byte
+	if _, err := io.ReadFull(conn, size[:]); err != nil {
+		return nil, fmt.Errorf("tcp: %w", err)
+	}
+	reply := make([]byte, binary.BigEndian.Uint16(size[:]))
+	if _, err := io.ReadFull(conn, reply); err != nil {
+		return nil, fmt.Errorf("tcp: %w", err)
+	}
+	if err := checkReply(query, reply); err != nil {
+		return nil, fmt.Errorf("tcp: the reply: %w", err)
+	}
+	return reply, nil
+}

@@ -1,0 +1,228 @@
+package dns
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+// fakeUpstream answers on loopback with what reply makes of each query:
+// the hostile replies a real server cannot be made to send. A nil reply
+// sends nothing.
+type fakeUpstream struct {
+	addr    netip.AddrPort
+	queries atomic.Int32
+}
+
+func startFake(t *testing.T, reply func(q *mdns.Msg) [][]byte, tcp func(q *mdns.Msg) []byte) *fakeUpstream {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeUpstream{addr: pc.LocalAddr().(*net.UDPAddr).AddrPort()}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, MaxMessage)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			f.queries.Add(1)
+			q := new(mdns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			for _, r := range reply(q) {
+				pc.WriteTo(r, from)
+			}
+		}
+	}()
+	if tcp != nil {
+		ln, err := net.Listen("tcp", f.addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				var size [2]byte
+				io.ReadFull(c, size[:])
+				b := make([]byte, binary.BigEndian.Uint16(size[:]))
+				io.ReadFull(c, b)
+				q := new(mdns.Msg)
+				if q.Unpack(b) == nil {
+					r := tcp(q)
+					c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(r))), r...))
+				}
+				c.Close()
+			}
+		}()
+	}
+	return f
+}
+
+// reply is an answer to q with an A record, edited by edit.
+func reply(q *mdns.Msg, edit func(m *mdns.Msg)) []byte {
+	m := new(mdns.Msg)
+	m.SetReply(q)
+	rr, _ := mdns.NewRR(q.Question[0].Name + " 300 IN A 192.0.2.1")
+	m.Answer = []mdns.RR{rr}
+	if edit != nil {
+		edit(m)
+	}
+	b, _ := m.Pack()
+	return b
+}
+
+func clientQuery(t *testing.T, name string) *Query {
+	t.Helper()
+	_, q := query(t, name, mdns.TypeA, 0)
+	return q
+}
+
+func TestForwarderDropsWhatDoesNotAnswerTheQuery(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(m *mdns.Msg)
+		valid bool
+	}{
+		{"the answer", nil, true},
+		{"another ID", func(m *mdns.Msg) { m.Id++ }, false},
+		{"not a response", func(m *mdns.Msg) { m.Response = false }, false},
+		{"another name", func(m *mdns.Msg) { m.Question[0].Name = "other.test." }, false},
+		{"the name in another case", func(m *mdns.Msg) { m.Question[0].Name = strings.ToUpper(m.Question[0].Name) }, false},
+		{"another type", func(m *mdns.Msg) { m.Question[0].Qtype = mdns.TypeAAAA }, false},
+		{"another class", func(m *mdns.Msg) { m.Question[0].Qclass = mdns.ClassCHAOS }, false},
+		{"another opcode", func(m *mdns.Msg) { m.Opcode = mdns.OpcodeNotify }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The spoof comes first, the answer after it: a forwarder
+			// that takes the spoof fails the check below.
+			up := startFake(t, func(q *mdns.Msg) [][]byte {
+				if tc.valid {
+					return [][]byte{reply(q, nil)}
+				}
+				return [][]byte{reply(q, tc.edit), reply(q, func(m *mdns.Msg) { m.Answer[0].(*mdns.A).A = net.IPv4(192, 0, 2, 99) })}
+			}, nil)
+			f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}, Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := f.Exchange(context.Background(), clientQuery(t, "Www.Example.Test."))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := new(mdns.Msg)
+			if err := m.Unpack(out); err != nil {
+				t.Fatal(err)
+			}
+			want := "192.0.2.1"
+			if !tc.valid {
+				want = "192.0.2.99"
+			}
+			if got := m.Answer[0].(*mdns.A).A.String(); got != want || m.Id != 0 {
+				t.Errorf("took the reply with %s, ID %d: want %s, ID 0", got, m.Id, want)
+			}
+		})
+	}
+}
+
+func TestForwarderFallsBackToTCP(t *testing.T) {
+	up := startFake(t, func(q *mdns.Msg) [][]byte {
+		return [][]byte{reply(q, func(m *mdns.Msg) { m.Truncated, m.Answer = true, nil })}
+	}, func(q *mdns.Msg) []byte {
+		return reply(q, func(m *mdns.Msg) {
+			for range 99 {
+				m.Answer = append(m.Answer, m.Answer[0])
+			}
+		})
+	})
+	f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}})
+	out, err := f.Exchange(context.Background(), clientQuery(t, "big.test."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := new(mdns.Msg)
+	if err := m.Unpack(out); err != nil || m.Truncated || len(m.Answer) != 100 {
+		t.Errorf("%v: TC %v, %d answers: want the TCP answer's 100", err, m.Truncated, len(m.Answer))
+	}
+}
+
+func TestForwarderFailsOverAndSetsAsideWhatFails(t *testing.T) {
+	silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
+	servfail := startFake(t, func(q *mdns.Msg) [][]byte {
+		return [][]byte{reply(q, func(m *mdns.Msg) { m.Rcode, m.Answer = mdns.RcodeServerFailure, nil })}
+	}, nil)
+	good := startFake(t, func(q *mdns.Msg) [][]byte { return [][]byte{reply(q, nil)} }, nil)
+	f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr, servfail.addr, good.addr}}}, Timeout: 100 * time.Millisecond})
+	for i := range failuresToDown {
+		if _, err := f.Exchange(context.Background(), clientQuery(t, "a.test.")); err != nil {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+	}
+	if silent.queries.Load() != failuresToDown || servfail.queries.Load() != failuresToDown {
+		t.Fatalf("queries: silent %d, servfail %d: want %d each, in order", silent.queries.Load(), servfail.queries.Load(), failuresToDown)
+	}
+	health := f.Healthy(time.Now())
+	if health[silent.addr] || health[servfail.addr] || !health[good.addr] {
+		t.Errorf("health %v: want the first two set aside", health)
+	}
+	// Set aside: the good one is asked first.
+	if _, err := f.Exchange(context.Background(), clientQuery(t, "a.test.")); err != nil {
+		t.Fatal(err)
+	}
+	if silent.queries.Load() != failuresToDown || good.queries.Load() != failuresToDown+1 {
+		t.Errorf("after setting aside: silent %d, good %d queries", silent.queries.Load(), good.queries.Load())
+	}
+}
+
+func TestForwarderNoUpstream(t *testing.T) {
+	silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
+	f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr}}}, Timeout: 50 * time.Millisecond})
+	if _, err := f.Exchange(context.Background(), clientQuery(t, "a.test.")); !errors.Is(err, ErrNoUpstream) {
+		t.Errorf("%v: want ErrNoUpstream", err)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	a := netip.MustParseAddrPort("192.0.2.1:53")
+	b := netip.MustParseAddrPort("192.0.2.2:53")
+	c := netip.MustParseAddrPort("192.0.2.3:53")
+	f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{a}}, {"corp.example.", []netip.AddrPort{b}}, {"Lab.Corp.Example", []netip.AddrPort{c}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]netip.AddrPort{
+		"www.example.":           a,
+		"corp.example.":          b,
+		"x.corp.example.":        b,
+		"X.LAB.CORP.EXAMPLE.":    c,
+		"notcorp.example.":       a, // a suffix, not a label boundary
+		"lab.corp.example.test.": a,
+	} {
+		q := clientQuery(t, name)
+		if got := f.routeFor(q.Name); len(got) != 1 || got[0].addr != want {
+			t.Errorf("%s: routed to %v, want %s", name, got, want)
+		}
+	}
+	for _, bad := range []Route{{"a..b", []netip.AddrPort{a}}, {"x.", nil}, {"x.", []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:53")}}, {"x.", []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:0")}}} {
+		if _, err := NewForwarder(ForwarderConfig{Routes: []Route{bad}}); err == nil {
+			t.Errorf("route %+v accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package testnet
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// StartUnbound runs unbound as a DNS server on the Net's server address,
+// port 53, answering for the zone example.test. from records (each a
+// record in presentation form, one of them its SOA) and refusing every
+// other name, so that it never asks a server outside the test. It waits
+// until the zone answers; it is stopped by the test's cleanup.
+func (n *Net) StartUnbound(t testing.TB, records []string) *Proc {
+	t.Helper()
+	RequireTools(t, "unbound", "kdig")
+	dir := t.TempDir()
+	conf := []string{
+		"server:",
+		"  interface: " + n.ServerAddr.Addr().String(),
+		"  port: 53",
+		"  do-daemonize: no",
+		`  chroot: ""`,
+		`  username: ""`,
+		"  directory: " + dir,
+		"  pidfile: " + filepath.Join(dir, "unbound.pid"),
+		"  use-syslog: no",
+		"  verbosity: 1",
+		"  do-ip6: no",
+		"  access-control: 0.0.0.0/0 allow",
+		`  module-config: "iterator"`,
+		// unbound refuses .test names unless told otherwise.
+		`  local-zone: "test." nodefault`,
+		`  local-zone: "example.test." static`,
+		`  local-zone: "." refuse`,
+	}
+	for _, r := range records {
+		if strings.Contains(r, "'") {
+			t.Fatalf("testnet: record %q: unbound's local-data is single-quoted", r)
+		}
+		conf = append(conf, "  local-data: '"+r+"'")
+	}
+	conf = append(conf, "remote-control:", "  control-enable: no")
+	path := filepath.Join(dir, "unbound.conf")
+	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t.Context(), "unbound-checkconf", path); err != nil {
+		t.Fatalf("testnet: unbound's configuration: %v\n%s", err, out)
+	}
+	p := n.Start(t, n.Server, "unbound", "-d", "-c", path)
+	n.waitDNS(t, p, "unbound")
+	return p
+}
+
+// StartDnsmasqDNS runs dnsmasq as a DNS server only (no DHCP) on the Net's
+// server address, port 53, with args giving its records (--host-record,
+// --cname, --mx-host, --txt-record...), reading no resolv.conf and no
+// hosts file of the machine. It waits until it answers; it is stopped by
+// the test's cleanup.
+func (n *Net) StartDnsmasqDNS(t testing.TB, args ...string) *Proc {
+	t.Helper()
+	RequireTools(t, "dnsmasq", "kdig")
+	dir := t.TempDir()
+	base := []string{"--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--pid-file=" + filepath.Join(dir, "dnsmasq.pid"), "--bind-interfaces", "--listen-address=" + n.ServerAddr.Addr().String(),
+		"--except-interface=lo", "--port=53", "--user=root", "--group=root"}
+	p := n.Start(t, n.Server, "dnsmasq", append(base, args...)...)
+	n.waitDNS(t, p, "dnsmasq")
+	return p
+}
+
+// waitDNS waits until the server answers a question on example.test.
+func (n *Net) waitDNS(t testing.TB, p *Proc, name string) {
+	t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		out, err := n.runFor(t, 5*time.Second, n.Server, "kdig", "+time=1", "+retry=0", "@"+n.ServerAddr.Addr().String(), "example.test.", "SOA")
+		// Any answer at all: dnsmasq has no SOA to give.
+		if err == nil && strings.Contains(string(out), "status: ") {
+			return
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			t.Fatalf("testnet: %s does not answer: %v\n%s\n%s:\n%s", name, err, out, name, p.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
