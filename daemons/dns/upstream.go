@@ -302,20 +302,39 @@ func checkReply(query, reply []byte) error {
 	return nil
 }
 
-// exchangeUDP sends query to addr from a new socket and waits for a reply
-// that passes checkReply; what does not is dropped, and waited past.
-func exchangeUDP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
+// dial connects to addr; the connection's reads and writes end with ctx,
+// and closing it releases ctx's hold on it.
+func dial(ctx context.Context, network string, addr netip.AddrPort) (*ctxConn, error) {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "udp", addr.String())
+	conn, err := d.DialContext(ctx, network, addr.String())
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	return &ctxConn{Conn: conn, stop: stop}, nil
+}
+
+type ctxConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *ctxConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
+}
+
+// exchangeUDP sends query to addr from a new socket and waits for a reply
+// that passes checkReply; what does not is dropped, and waited past.
+func exchangeUDP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
+	conn, err := dial(ctx, "udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
 	if _, err := conn.Write(query); err != nil {
 		return nil, err
 	}
@@ -341,17 +360,11 @@ func exchangeUDP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte
 
 // exchangeTCP asks again over TCP (RFC 7766), for a truncated answer.
 func exchangeTCP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
 	framed := binary.BigEndian.AppendUint16(nil, uint16(len(query)))
 	if _, err := conn.Write(append(framed, query...)); err != nil {
 		return nil, err
