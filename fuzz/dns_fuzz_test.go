@@ -2,8 +2,11 @@ package fuzz
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -86,15 +89,30 @@ func TestDNSSeeds(t *testing.T) {
 }
 
 // FuzzDNSQuery covers dyad-dns's reading of a client's query, the first
-// thing it does with bytes from any container of the node. The
-// invariants: no panic; an accepted query has one question of class IN
-// whose bytes lie in the query, offers at least 512 bytes, and its
-// question parses back the same; a refusal names an RCODE and a reason.
+// thing it does with bytes from any container of the node, and its
+// answer to it when no upstream answers (SERVFAIL, or the error answer of
+// a refusal). The invariants: no panic; an accepted query has one
+// question of class IN whose bytes lie in the query, offers at least 512
+// bytes, and its question parses back the same; a refusal names an RCODE
+// and a reason; an answer decodes, carries the query's ID and fits in 512
+// bytes.
 func FuzzDNSQuery(f *testing.F) {
 	for _, s := range dnsQuerySeeds() {
 		f.Add(s)
 	}
+	// No route: every miss fails at once, without a packet.
+	fwd, err := dns.NewForwarder(dns.ForwarderConfig{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := dns.NewResolver(dns.NewCache(dns.CacheConfig{}), fwd, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		if out := r.Answer(context.Background(), nil, msg, false); len(out) > 0 {
+			m := new(mdns.Msg)
+			if err := m.Unpack(out); err != nil || len(out) > 512 || !m.Response || len(msg) < 2 || !bytes.Equal(out[:2], msg[:2]) {
+				t.Fatalf("answered %x to %x (%v)", out, msg, err)
+			}
+		}
 		q, err := dns.ParseQuery(msg)
 		var r *dns.Refusal
 		if errors.As(err, &r) {

@@ -107,48 +107,67 @@ func CacheKey(dst []byte, qname []byte, qtype, qclass uint16) []byte {
 var errUncacheable = errors.New("dns: not cacheable")
 
 // Store keeps an upstream's answer to a question, checked already against
-// the question it answers (ID, name, type, class). It returns an error
-// wrapping errUncacheable for an answer the cache does not keep, and
-// another for a malformed one.
+// the question it answers (ID, name, type, class): Prepare, then Insert.
+func (c *Cache) Store(msg []byte, now time.Time) error {
+	a, err := c.Prepare(msg, now)
+	if err != nil {
+		return err
+	}
+	return c.Insert(a)
+}
+
+// Prepared is an upstream's answer made ready to serve, and to keep when
+// it may be kept.
+type Prepared struct {
+	e          entry
+	uncachable error
+}
+
+// Prepare makes an upstream's answer ready to serve. It returns an error
+// for a malformed answer, which is not to be served; one the cache does
+// not keep is still served, and Insert says why it is not kept (an error
+// wrapping errUncacheable).
 //
 // The answer is decoded and encoded again, without its OPT record: what
 // the cache serves is then well-formed whatever the upstream sent (no
 // compression pointer into bytes that are gone, no record a client's
 // resolver cannot read). That costs a miss, never a hit.
-func (c *Cache) Store(msg []byte, now time.Time) error {
+func (c *Cache) Prepare(msg []byte, now time.Time) (*Prepared, error) {
 	if len(msg) > MaxMessage {
-		return fmt.Errorf("dns: answer of %d bytes: longer than %d", len(msg), MaxMessage)
+		return nil, fmt.Errorf("dns: answer of %d bytes: longer than %d", len(msg), MaxMessage)
 	}
 	m := new(mdns.Msg)
 	if err := m.Unpack(msg); err != nil {
-		return fmt.Errorf("dns: answer: %w", err)
+		return nil, fmt.Errorf("dns: answer: %w", err)
 	}
 	switch {
 	case !m.Response:
-		return fmt.Errorf("%w: a query, not an answer", errUncacheable)
-	case m.Truncated:
-		return fmt.Errorf("%w: truncated", errUncacheable)
+		return nil, errors.New("dns: answer: a query, not an answer")
 	case m.Opcode != mdns.OpcodeQuery:
-		return fmt.Errorf("%w: opcode %d", errUncacheable, m.Opcode)
-	case m.Rcode != mdns.RcodeSuccess && m.Rcode != mdns.RcodeNameError:
-		return fmt.Errorf("%w: rcode %d", errUncacheable, m.Rcode)
+		return nil, fmt.Errorf("dns: answer: opcode %d", m.Opcode)
 	case len(m.Question) != 1:
-		return fmt.Errorf("dns: answer: %d questions: want 1", len(m.Question))
+		return nil, fmt.Errorf("dns: answer: %d questions: want 1", len(m.Question))
 	}
+	var uncachable error
 	extra := m.Extra[:0]
 	for _, rr := range m.Extra {
 		switch rr.Header().Rrtype {
 		case mdns.TypeOPT:
 			continue
 		case mdns.TypeTSIG, mdns.TypeSIG:
-			return fmt.Errorf("%w: signed with TSIG or SIG(0)", errUncacheable)
+			uncachable = fmt.Errorf("%w: signed with TSIG or SIG(0)", errUncacheable)
 		}
 		extra = append(extra, rr)
 	}
 	m.Extra = extra
 	negative := m.Rcode == mdns.RcodeNameError || len(m.Answer) == 0
 	var ttl time.Duration
-	if negative {
+	switch {
+	case m.Truncated:
+		uncachable = fmt.Errorf("%w: truncated", errUncacheable)
+	case m.Rcode != mdns.RcodeSuccess && m.Rcode != mdns.RcodeNameError:
+		uncachable = fmt.Errorf("%w: rcode %d", errUncacheable, m.Rcode)
+	case negative:
 		// RFC 2308, section 5: the lesser of the SOA's TTL and its
 		// MINIMUM field; no SOA, no negative caching.
 		var soa *mdns.SOA
@@ -158,41 +177,58 @@ func (c *Cache) Store(msg []byte, now time.Time) error {
 			}
 		}
 		if soa == nil {
-			return fmt.Errorf("%w: a negative answer without SOA", errUncacheable)
+			uncachable = fmt.Errorf("%w: a negative answer without SOA", errUncacheable)
+			break
 		}
 		ttl = min(max(time.Duration(min(soa.Hdr.Ttl, soa.Minttl))*time.Second, c.cfg.MinTTL), c.cfg.MaxNegativeTTL)
-	} else {
+	default:
 		least := m.Answer[0].Header().Ttl
 		for _, rr := range m.Answer {
 			least = min(least, rr.Header().Ttl)
 		}
 		ttl = c.clamp(least)
 	}
-	if ttl < time.Second {
-		return fmt.Errorf("%w: TTL 0", errUncacheable)
+	if uncachable == nil && ttl < time.Second {
+		uncachable = fmt.Errorf("%w: TTL 0", errUncacheable)
 	}
 	m.Id, m.Compress = 0, true
 	packed, err := m.Pack()
 	if err != nil {
-		return fmt.Errorf("dns: answer: encoding it again: %w", err)
+		return nil, fmt.Errorf("dns: answer: encoding it again: %w", err)
 	}
 	// miekg/dns decodes some records it cannot encode back (an SOA
 	// without data): what it wrote must decode too.
 	if err := new(mdns.Msg).Unpack(packed); err != nil {
-		return fmt.Errorf("dns: answer: does not decode once encoded again: %w", err)
+		return nil, fmt.Errorf("dns: answer: does not decode once encoded again: %w", err)
 	}
 	l, err := walk(packed)
 	if err != nil {
-		return fmt.Errorf("dns: answer: encoded again: %w", err)
+		return nil, fmt.Errorf("dns: answer: encoded again: %w", err)
 	}
-	e := &entry{key: string(l.question.Key(nil)), msg: packed, stored: now, ttl: ttl}
+	p := &Prepared{e: entry{key: string(l.question.Key(nil)), msg: packed, stored: now, ttl: ttl}, uncachable: uncachable}
 	for _, rr := range l.rrs {
-		t := uint32(c.clamp(rr.ttl) / time.Second)
-		if negative {
+		t := rr.ttl // served as it came, when not kept
+		switch {
+		case uncachable != nil:
+		case negative:
 			t = uint32(ttl / time.Second)
+		default:
+			t = uint32(c.clamp(rr.ttl) / time.Second)
 		}
-		e.ttls = append(e.ttls, ttlPatch{at: rr.ttlAt, ttl: t})
+		p.e.ttls = append(p.e.ttls, ttlPatch{at: rr.ttlAt, ttl: t})
 	}
+	return p, nil
+}
+
+// Insert keeps a prepared answer, in place of the one the cache held for
+// its question; it returns an error wrapping errUncacheable, and keeps
+// nothing, for an answer that may not be kept.
+func (c *Cache) Insert(p *Prepared) error {
+	if p.uncachable != nil {
+		return p.uncachable
+	}
+	e := new(entry)
+	*e = p.e
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[e.key]; ok {
@@ -202,6 +238,12 @@ func (c *Cache) Store(msg []byte, now time.Time) error {
 	c.bytes += e.cost()
 	c.evict()
 	return nil
+}
+
+// Write writes a prepared answer to the query msg, accepted as q, as
+// Answer writes a cached one.
+func (p *Prepared) Write(dst, msg []byte, q *Query, limit int) []byte {
+	return write(dst, p.e.msg, p.e.ttls, msg, q, 0, false, limit)
 }
 
 // clamp bounds a TTL of a positive answer by the floor and the ceiling.
@@ -260,7 +302,6 @@ const (
 // to 30 s. key is q's key (q.Key), which the caller may keep in a buffer
 // of its own.
 func (c *Cache) Answer(dst, msg []byte, q *Query, key []byte, now time.Time, stale bool, limit int) ([]byte, Hit) {
-	questionEnd := q.End
 	c.mu.Lock()
 	el, ok := c.entries[string(key)]
 	if !ok {
@@ -286,13 +327,21 @@ func (c *Cache) Answer(dst, msg []byte, q *Query, key []byte, now time.Time, sta
 	if hit == Fresh && c.cfg.PrefetchHits > 0 && e.hits >= c.cfg.PrefetchHits && !e.fetched && e.ttl-age < e.ttl/10 {
 		e.fetched, hit = true, FreshPrefetch
 	}
-	start := len(dst)
-	dst = append(dst, e.msg...)
-	// Read under the lock: e.ttls and e.msg are never written after
-	// Store, but the entry may go any time after.
-	ttls := e.ttls
+	// Taken under the lock: e.msg and e.ttls are never written after
+	// Insert, but the entry may go any time after.
+	stored, ttls := e.msg, e.ttls
 	c.mu.Unlock()
+	return write(dst, stored, ttls, msg, q, age, hit == Stale, limit), hit
+}
 
+// write appends to dst a stored answer to the query msg, accepted as q:
+// its ID, question bytes and RD those of the query, the TTLs counted down
+// by age (30 s when stale), an OPT record when the query had one, and
+// what does not fit in limit bytes cut, TC set.
+func write(dst, stored []byte, ttls []ttlPatch, msg []byte, q *Query, age time.Duration, stale bool, limit int) []byte {
+	questionEnd := q.End
+	start := len(dst)
+	dst = append(dst, stored...)
 	out := dst[start:]
 	// The query's ID, and its question as the client wrote it (the same
 	// name, so the same length: 0x20 case and all).
@@ -303,7 +352,7 @@ func (c *Cache) Answer(dst, msg []byte, q *Query, key []byte, now time.Time, sta
 	elapsed := uint32(age / time.Second)
 	for _, p := range ttls {
 		t := uint32(staleTTL)
-		if hit != Stale {
+		if !stale {
 			t = p.ttl - min(p.ttl, elapsed)
 		}
 		binary.BigEndian.PutUint32(out[p.at:], t)
@@ -325,7 +374,7 @@ func (c *Cache) Answer(dst, msg []byte, q *Query, key []byte, now time.Time, sta
 		out = dst[start:]
 		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
 	}
-	return dst, hit
+	return dst
 }
 
 // Prefetched clears an entry's prefetch mark when the refresh failed, so

@@ -2,12 +2,16 @@ package dns_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,7 +101,7 @@ func TestForwarderAnswersAsTheUpstream(t *testing.T) {
 				n.StartDnsmasqDNS(t, args...)
 			}
 			server := netip.AddrPortFrom(n.ServerAddr.Addr(), 53)
-			f, err := dns.NewForwarder(dns.ForwarderConfig{Routes: []dns.Route{{Domain: ".", Upstreams: []netip.AddrPort{server}}}})
+			f, err := dns.NewForwarder(dns.ForwarderConfig{Routes: []dns.Route{{Domain: ".", Upstreams: []netip.AddrPort{server}}}, Dial: n.Dialer(t, n.Client)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,4 +180,114 @@ func sections(m *mdns.Msg) string {
 		fmt.Fprintf(&b, "section %d:\n%s\n", i+1, strings.Join(lines, "\n"))
 	}
 	return b.String()
+}
+
+// kdigAnswer is what the tests read of kdig's JSON (RFC 8427).
+type kdigAnswer struct {
+	RCODE     int
+	TC        int
+	AnswerRRs []struct {
+		NAME string
+		TYPE int
+		TTL  int
+	} `json:"answerRRs"`
+}
+
+// kdig asks the stub at server a question from the client's namespace.
+func kdig(t *testing.T, n *testnet.Net, server netip.Addr, args ...string) kdigAnswer {
+	t.Helper()
+	out, err := n.Run(t, n.Client, "kdig", append([]string{"+json", "+time=2", "+retry=0", "@" + server.String()}, args...)...)
+	if err != nil {
+		t.Fatalf("kdig %v: %v\n%s", args, err, out)
+	}
+	var a kdigAnswer
+	// kdig prints its warnings before the JSON.
+	if i := strings.IndexByte(string(out), '{'); i < 0 || json.Unmarshal(out[i:], &a) != nil {
+		t.Fatalf("kdig %v: no JSON:\n%s", args, out)
+	}
+	return a
+}
+
+// TestStub runs the resolver in the client's namespace in front of
+// unbound, and asks it with kdig: answers come with their TTLs counted
+// down, a negative answer is kept, the large answer comes over TCP, and
+// once unbound is gone an expired answer is still served (RFC 8767) while
+// a name never asked gets SERVFAIL.
+func TestStub(t *testing.T) {
+	testnet.RequireRoot(t)
+	n := testnet.NewNet(t)
+	stub := n.AddClientAddress(t).Addr()
+	unbound := n.StartUnbound(t, append([]string{
+		"example.test. 3600 IN SOA ns.example.test. host.example.test. 1 7200 900 1209600 60",
+		"www.example.test. 300 IN A 192.0.2.80",
+	}, bigTXT()...))
+	// The resolver's goroutines run on any thread: its upstream sockets
+	// are opened in the client's namespace by the Net's dialer.
+	f, err := dns.NewForwarder(dns.ForwarderConfig{Routes: []dns.Route{{Domain: ".", Upstreams: []netip.AddrPort{netip.AddrPortFrom(n.ServerAddr.Addr(), 53)}}},
+		Timeout: 500 * time.Millisecond, Dial: n.Dialer(t, n.Client)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := dns.NewResolver(dns.NewCache(dns.CacheConfig{ServeStale: time.Hour}), f, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	r.ExchangeTimeout = time.Second
+	var mu sync.Mutex
+	now := time.Now()
+	r.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	var udp *net.UDPConn
+	var tcp *net.TCPListener
+	inNamespace(t, n.Client, func() {
+		addr := netip.AddrPortFrom(stub, 53)
+		if udp, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr)); err == nil {
+			tcp, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); r.ServeUDP(ctx, udp) }()
+	go func() { defer wg.Done(); r.ServeTCP(ctx, tcp) }()
+	t.Cleanup(func() { cancel(); wg.Wait(); udp.Close(); tcp.Close() })
+
+	if a := kdig(t, n, stub, "www.example.test.", "A"); a.RCODE != 0 || len(a.AnswerRRs) != 1 || a.AnswerRRs[0].TTL != 300 {
+		t.Fatalf("first answer: %+v", a)
+	}
+	advance(100 * time.Second)
+	if a := kdig(t, n, stub, "WWW.example.TEST.", "A"); len(a.AnswerRRs) != 1 || a.AnswerRRs[0].TTL != 200 {
+		t.Errorf("100 s later: %+v, want the TTL at 200", a)
+	}
+	if a := kdig(t, n, stub, "nowhere.example.test.", "A"); a.RCODE != 3 {
+		t.Errorf("nowhere: %+v, want NXDOMAIN", a)
+	}
+	if a := kdig(t, n, stub, "big.example.test.", "TXT"); a.RCODE != 0 || len(a.AnswerRRs) != 20 || a.TC != 0 {
+		t.Errorf("big TXT (kdig goes to TCP on TC): %+v", a)
+	}
+	if a := kdig(t, n, stub, "+tcp", "big.example.test.", "TXT"); len(a.AnswerRRs) != 20 {
+		t.Errorf("big TXT over TCP: %+v", a)
+	}
+	hits := r.Stats().Hits.Load()
+
+	unbound.Stop()
+	// Kept: the negative answer, for its SOA's minimum of 60 s.
+	if a := kdig(t, n, stub, "nowhere.example.test.", "A"); a.RCODE != 3 {
+		t.Errorf("nowhere, unbound gone: %+v, want NXDOMAIN from the cache", a)
+	}
+	if got := r.Stats().Hits.Load() - hits; got != 1 {
+		t.Errorf("%d hits for the negative answer, want 1", got)
+	}
+	// Expired, and no upstream: served stale, with a TTL of 30 s.
+	advance(time.Hour - 100*time.Second - time.Minute)
+	if a := kdig(t, n, stub, "www.example.test.", "A"); a.RCODE != 0 || len(a.AnswerRRs) != 1 || a.AnswerRRs[0].TTL != 30 {
+		t.Errorf("expired, unbound gone: %+v, want the stale answer with TTL 30", a)
+	}
+	if a := kdig(t, n, stub, "other.example.test.", "A"); a.RCODE != 2 {
+		t.Errorf("never asked, unbound gone: %+v, want SERVFAIL", a)
+	}
+	if r.Stats().Stale.Load() != 1 || r.Stats().ServFail.Load() != 1 {
+		t.Errorf("stats: %d stale, %d SERVFAIL: want 1 and 1", r.Stats().Stale.Load(), r.Stats().ServFail.Load())
+	}
 }

@@ -93,17 +93,19 @@ func ParseQuery(msg []byte) (Query, error) {
 		return Query{}, errors.New("dns: a response where a query was due")
 	}
 	q := Query{ID: binary.BigEndian.Uint16(msg), RD: flags&flagRD != 0, UDPSize: minUDPSize}
+	question, err := ParseQuestion(msg)
+	if err == nil {
+		q.Question = question // echoed in a refusal too
+	}
 	if opcode := flags >> 11 & 0xf; opcode != 0 {
 		return q, &Refusal{RcodeNotImp, fmt.Sprintf("opcode %d: only QUERY", opcode)}
 	}
-	question, err := ParseQuestion(msg)
 	if err != nil {
 		if binary.BigEndian.Uint16(msg[4:]) == 0 {
 			return q, err // nothing to echo back
 		}
 		return q, &Refusal{RcodeFormErr, err.Error()}
 	}
-	q.Question = question
 	an, ns, ar := binary.BigEndian.Uint16(msg[6:]), binary.BigEndian.Uint16(msg[8:]), binary.BigEndian.Uint16(msg[10:])
 	if an != 0 || ns != 0 || ar > 1 {
 		return q, &Refusal{RcodeFormErr, fmt.Sprintf("%d answers, %d authority and %d additional records in a query", an, ns, ar)}

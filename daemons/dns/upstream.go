@@ -35,6 +35,9 @@ type ForwarderConfig struct {
 	Routes []Route
 	// Timeout bounds one exchange with one upstream.
 	Timeout time.Duration
+	// Dial opens the connections to upstreams; nil is a net.Dialer's.
+	// (Tests give one that opens them in a network namespace.)
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Defaults of the forwarder.
@@ -50,6 +53,7 @@ const (
 type Forwarder struct {
 	timeout time.Duration
 	routes  []route
+	dial    func(ctx context.Context, network, address string) (net.Conn, error)
 
 	mu  sync.Mutex
 	rnd *rand.Rand
@@ -73,7 +77,10 @@ type upstream struct {
 func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	var seed [32]byte
 	crand.Read(seed[:])
-	f := &Forwarder{timeout: cfg.Timeout, rnd: rand.New(rand.NewChaCha8(seed))}
+	f := &Forwarder{timeout: cfg.Timeout, dial: cfg.Dial, rnd: rand.New(rand.NewChaCha8(seed))}
+	if f.dial == nil {
+		f.dial = new(net.Dialer).DialContext
+	}
 	if f.timeout <= 0 {
 		f.timeout = DefaultUpstreamTimeout
 	}
@@ -239,9 +246,9 @@ func (f *Forwarder) exchangeWith(ctx context.Context, u *upstream, q *Query) ([]
 	id := uint16(f.rnd.Uint32())
 	f.mu.Unlock()
 	query := upstreamQuery(id, q)
-	reply, err := exchangeUDP(ctx, u.addr, query)
+	reply, err := f.exchangeUDP(ctx, u.addr, query)
 	if err == nil && binary.BigEndian.Uint16(reply[2:])&flagTC != 0 {
-		reply, err = exchangeTCP(ctx, u.addr, query)
+		reply, err = f.exchangeTCP(ctx, u.addr, query)
 	}
 	if err != nil {
 		return nil, err
@@ -302,11 +309,10 @@ func checkReply(query, reply []byte) error {
 	return nil
 }
 
-// dial connects to addr; the connection's reads and writes end with ctx,
+// connect connects to addr; the connection's reads and writes end with ctx,
 // and closing it releases ctx's hold on it.
-func dial(ctx context.Context, network string, addr netip.AddrPort) (*ctxConn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, addr.String())
+func (f *Forwarder) connect(ctx context.Context, network string, addr netip.AddrPort) (*ctxConn, error) {
+	conn, err := f.dial(ctx, network, addr.String())
 	if err != nil {
 		return nil, err
 	}
@@ -329,8 +335,8 @@ func (c *ctxConn) Close() error {
 
 // exchangeUDP sends query to addr from a new socket and waits for a reply
 // that passes checkReply; what does not is dropped, and waited past.
-func exchangeUDP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
-	conn, err := dial(ctx, "udp", addr)
+func (f *Forwarder) exchangeUDP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
+	conn, err := f.connect(ctx, "udp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -359,8 +365,8 @@ func exchangeUDP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte
 }
 
 // exchangeTCP asks again over TCP (RFC 7766), for a truncated answer.
-func exchangeTCP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
-	conn, err := dial(ctx, "tcp", addr)
+func (f *Forwarder) exchangeTCP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
+	conn, err := f.connect(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ const (
 	flagQR = 1 << 15
 	flagTC = 1 << 9
 	flagRD = 1 << 8
+	flagRA = 1 << 7
 )
 
 // layout is where things are in a message.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -500,4 +502,59 @@ func (n *Net) Link(t testing.TB, ns, ifname string) Link {
 	}
 	l.MAC = mac
 	return l
+}
+
+// Dialer returns a dial function that opens its connections in namespace
+// ns, whatever thread the caller runs on: for code under test that dials
+// from goroutines of its own, which would otherwise open sockets in the
+// host's namespace. Its thread ends with the test.
+func (n *Net) Dialer(t testing.TB, ns string) func(ctx context.Context, network, address string) (net.Conn, error) {
+	t.Helper()
+	n.checkNS(t, ns)
+	type dialed struct {
+		conn net.Conn
+		err  error
+	}
+	type request struct {
+		ctx              context.Context
+		network, address string
+		reply            chan dialed
+	}
+	requests := make(chan request)
+	ready := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := EnterNamespace(ns); err != nil {
+			ready <- err
+			return
+		}
+		ready <- nil
+		for {
+			select {
+			case r := <-requests:
+				var d net.Dialer
+				c, err := d.DialContext(r.ctx, r.network, r.address)
+				r.reply <- dialed{c, err}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	if err := <-ready; err != nil {
+		t.Fatalf("testnet: %v", err)
+	}
+	t.Cleanup(func() { close(stop) })
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		r := request{ctx, network, address, make(chan dialed, 1)}
+		select {
+		case requests <- r:
+		case <-stop:
+			return nil, errors.New("testnet: the test is over")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		d := <-r.reply
+		return d.conn, d.err
+	}
 }

@@ -1,0 +1,196 @@
+package dns
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The resolver: what the stub does with one query. A hit is answered at
+// once from the cache; a miss asks an upstream, once for all the clients
+// who ask the same question meanwhile; when no upstream answers, an
+// expired answer is served if the cache still holds one (RFC 8767), and
+// SERVFAIL otherwise.
+
+// Resolver is safe for concurrent use.
+type Resolver struct {
+	cache *Cache
+	fwd   *Forwarder
+	log   *slog.Logger
+	// Now is the clock; time.Now unless a test sets it.
+	Now func() time.Time
+	// ExchangeTimeout bounds a miss, all upstreams tried.
+	ExchangeTimeout time.Duration
+
+	mu       sync.Mutex
+	inflight map[string]*flight
+
+	stats Stats
+}
+
+// Stats counts what the resolver did.
+type Stats struct {
+	Queries, Hits, Misses, Stale, Prefetches, ServFail, Refused, Dropped atomic.Uint64
+}
+
+// flight is one upstream exchange that clients wait on.
+type flight struct {
+	done chan struct{}
+	p    *Prepared
+	err  error
+}
+
+// NewResolver returns a resolver over a cache and a forwarder.
+func NewResolver(cache *Cache, fwd *Forwarder, log *slog.Logger) *Resolver {
+	return &Resolver{cache: cache, fwd: fwd, log: log, Now: time.Now, ExchangeTimeout: 5 * time.Second, inflight: map[string]*flight{}}
+}
+
+// Stats returns the resolver's counters.
+func (r *Resolver) Stats() *Stats { return &r.stats }
+
+// maxKey holds a key: a name of 255 bytes, its type and class.
+const maxKey = 255 + 4
+
+// AnswerCached answers msg from the cache, or says it cannot: ok is false
+// for a miss, which Answer then resolves (off the caller's loop: it waits
+// on an upstream). A query that gets no answer at all gives ok and a nil
+// dst-length change; an error answer (FORMERR and the like) is written
+// too. tcp says the answer goes over TCP, where its size is not bounded
+// by the query's.
+func (r *Resolver) AnswerCached(dst, msg []byte, tcp bool) (out []byte, ok bool) {
+	r.stats.Queries.Add(1)
+	q, err := ParseQuery(msg)
+	if err != nil {
+		return r.refuse(dst, msg, &q, err), true
+	}
+	var kb [maxKey]byte
+	key := q.Key(kb[:0])
+	out, hit := r.cache.Answer(dst, msg, &q, key, r.Now(), false, limit(&q, tcp))
+	switch hit {
+	case Miss:
+		return dst, false
+	case FreshPrefetch:
+		r.stats.Prefetches.Add(1)
+		// Copied now: msg is the caller's buffer, soon reused.
+		own := append([]byte(nil), msg...)
+		q.Name = own[headerLen : q.End-4]
+		go r.prefetch(q, string(key))
+	}
+	r.stats.Hits.Add(1)
+	return out, true
+}
+
+// Answer answers msg whatever it takes: the cache, an upstream, a stale
+// answer, or SERVFAIL. It returns dst unchanged for a query that gets no
+// answer at all.
+func (r *Resolver) Answer(ctx context.Context, dst, msg []byte, tcp bool) []byte {
+	if out, ok := r.AnswerCached(dst, msg, tcp); ok {
+		return out
+	}
+	r.stats.Misses.Add(1)
+	q, _ := ParseQuery(msg) // AnswerCached accepted it
+	key := string(q.Key(nil))
+	p, err := r.resolve(ctx, key, &q)
+	if err == nil {
+		return p.Write(dst, msg, &q, limit(&q, tcp))
+	}
+	if out, hit := r.cache.Answer(dst, msg, &q, []byte(key), r.Now(), true, limit(&q, tcp)); hit == Stale {
+		r.stats.Stale.Add(1)
+		return out
+	}
+	r.log.Debug("no answer", "name", string(q.Name), "type", q.Type, "err", err.Error())
+	r.stats.ServFail.Add(1)
+	return errorAnswer(dst, msg, &q, RcodeServFail)
+}
+
+// resolve asks an upstream the question of q, or waits for the exchange
+// already under way for the same question, and keeps what may be kept.
+func (r *Resolver) resolve(ctx context.Context, key string, q *Query) (*Prepared, error) {
+	r.mu.Lock()
+	if f, ok := r.inflight[key]; ok {
+		r.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.p, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	r.inflight[key] = f
+	r.mu.Unlock()
+
+	// Not the client's context: those waiting on this exchange must not
+	// lose it because the first client went away.
+	xctx, cancel := context.WithTimeout(context.Background(), r.ExchangeTimeout)
+	defer cancel()
+	reply, err := r.fwd.Exchange(xctx, q)
+	if err == nil {
+		f.p, err = r.cache.Prepare(reply, r.Now())
+		if err == nil {
+			if ierr := r.cache.Insert(f.p); ierr != nil && !errors.Is(ierr, errUncacheable) {
+				r.log.Warn("an upstream's answer not kept", "err", ierr.Error())
+			}
+		} else {
+			r.log.Warn("an upstream's answer refused", "err", err.Error())
+		}
+	}
+	f.err = err
+	r.mu.Lock()
+	delete(r.inflight, key)
+	r.mu.Unlock()
+	close(f.done)
+	return f.p, f.err
+}
+
+// prefetch refreshes a popular entry before it expires.
+func (r *Resolver) prefetch(q Query, key string) {
+	if _, err := r.resolve(context.Background(), key, &q); err != nil {
+		r.cache.Prefetched([]byte(key))
+	}
+}
+
+// limit is how large an answer the client takes.
+func limit(q *Query, tcp bool) int {
+	if tcp {
+		return MaxMessage
+	}
+	return int(min(q.UDPSize, ourUDPSize))
+}
+
+// refuse answers a query the stub does not serve: with the RCODE of a
+// Refusal, or not at all.
+func (r *Resolver) refuse(dst, msg []byte, q *Query, err error) []byte {
+	var ref *Refusal
+	if !errors.As(err, &ref) {
+		r.stats.Dropped.Add(1)
+		return dst
+	}
+	r.stats.Refused.Add(1)
+	return errorAnswer(dst, msg, q, ref.Rcode)
+}
+
+// errorAnswer is an answer with rcode and no record: the query's header
+// (ID, opcode, RD), its question when it has a readable one, and an OPT
+// record when it had one (which carries the upper bits of BADVERS).
+func errorAnswer(dst, msg []byte, q *Query, rcode int) []byte {
+	start := len(dst)
+	flags := binary.BigEndian.Uint16(msg[2:])&(0xf<<11|flagRD) | flagQR | flagRA | uint16(rcode&0xf)
+	dst = binary.BigEndian.AppendUint16(dst, q.ID)
+	dst = binary.BigEndian.AppendUint16(dst, flags)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	if q.End > 0 {
+		dst = append(dst, msg[headerLen:q.End]...)
+		dst[start+5] = 1
+	}
+	if q.EDNS {
+		dst = appendOPT(dst, ourUDPSize)
+		dst[len(dst)-6] = byte(rcode >> 4) // the OPT's extended RCODE
+		dst[start+11] = 1
+	}
+	return dst
+}

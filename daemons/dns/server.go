@@ -1,0 +1,140 @@
+package dns
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// The stub's listeners: UDP and TCP on the sockets it was given. A hit is
+// answered on the reading goroutine; a miss on a goroutine of its own, so
+// that an upstream's delay holds up no other client. Every loop is bounded
+// by the context, and the goroutines by maxPending and maxTCPConns.
+
+const (
+	// maxPending bounds the misses waiting on upstreams at once, over UDP;
+	// past it a miss gets SERVFAIL at once.
+	maxPending = 1024
+	// maxTCPConns bounds the TCP connections open at once.
+	maxTCPConns = 256
+	// tcpIdle is how long a TCP connection may sit idle (RFC 7766 says
+	// seconds, not minutes).
+	tcpIdle = 10 * time.Second
+)
+
+// ServeUDP answers the queries that reach conn until ctx is done or conn
+// fails.
+func (r *Resolver) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	pending := make(chan struct{}, maxPending)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	buf := make([]byte, MaxMessage)
+	out := make([]byte, 0, MaxMessage)
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		answer, ok := r.AnswerCached(out[:0], buf[:n], false)
+		if ok {
+			if len(answer) > 0 {
+				conn.WriteToUDPAddrPort(answer, from)
+			}
+			continue
+		}
+		msg := append([]byte(nil), buf[:n]...)
+		select {
+		case pending <- struct{}{}:
+		default:
+			// Too many misses waiting: SERVFAIL now, not a queue.
+			q, _ := ParseQuery(msg)
+			r.stats.ServFail.Add(1)
+			conn.WriteToUDPAddrPort(errorAnswer(out[:0], msg, &q, RcodeServFail), from)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-pending }()
+			if answer := r.Answer(ctx, nil, msg, false); len(answer) > 0 {
+				conn.WriteToUDPAddrPort(answer, from)
+			}
+		}()
+	}
+}
+
+// ServeTCP answers queries on the connections ln accepts, each query
+// framed by its length (RFC 1035, section 4.2.2), several per connection
+// and answered in turn, until ctx is done or ln fails.
+func (r *Resolver) ServeTCP(ctx context.Context, ln *net.TCPListener) error {
+	stop := context.AfterFunc(ctx, func() { ln.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	conns := make(chan struct{}, maxTCPConns)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		select {
+		case conns <- struct{}{}:
+		default:
+			c.Close() // too many: the client tries again, or UDP
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-conns }()
+			r.serveConn(ctx, c)
+		}()
+	}
+}
+
+func (r *Resolver) serveConn(ctx context.Context, c *net.TCPConn) {
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var size [2]byte
+	msg := make([]byte, MaxMessage)
+	out := make([]byte, 2, 2+MaxMessage)
+	for {
+		c.SetDeadline(time.Now().Add(tcpIdle))
+		if _, err := io.ReadFull(c, size[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint16(size[:]))
+		if _, err := io.ReadFull(c, msg[:n]); err != nil {
+			return
+		}
+		answer := r.Answer(ctx, out[:2], msg[:n], true)
+		if len(answer) == 2 {
+			return // nothing to answer: the stream is not DNS
+		}
+		binary.BigEndian.PutUint16(answer, uint16(len(answer)-2))
+		if _, err := c.Write(answer); err != nil {
+			return
+		}
+	}
+}
