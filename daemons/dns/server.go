@@ -39,14 +39,10 @@ func (r *Resolver) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if end, err := endOfLoop(ctx, err); end {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
+			continue
 		}
 		answer, ok := r.AnswerCached(out[:0], buf[:n], false)
 		if ok {
@@ -88,14 +84,10 @@ func (r *Resolver) ServeTCP(ctx context.Context, ln *net.TCPListener) error {
 	for {
 		c, err := ln.AcceptTCP()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if end, err := endOfLoop(ctx, err); end {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
+			continue
 		}
 		select {
 		case conns <- struct{}{}:
@@ -110,6 +102,19 @@ func (r *Resolver) ServeTCP(ctx context.Context, ln *net.TCPListener) error {
 			r.serveConn(ctx, c)
 		}()
 	}
+}
+
+// endOfLoop says whether a listener's loop ends after err, and with what
+// error: it goes on after a timeout, and ends quietly once ctx is done.
+func endOfLoop(ctx context.Context, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return true, nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false, nil
+	}
+	return true, err
 }
 
 func (r *Resolver) serveConn(ctx context.Context, c *net.TCPConn) {
