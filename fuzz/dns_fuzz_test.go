@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -222,4 +223,73 @@ func records(t *testing.T, msg []byte, ceiling bool) (int, bool) {
 		}
 	}
 	return n, true
+}
+
+// dnsFileSeeds are a hosts file and a resolv.conf as dyad-dhcp writes it.
+func dnsFileSeeds() [][2]string {
+	return [][2]string{
+		{"127.0.0.1 localhost\n::1 localhost ip6-localhost\n192.0.2.9 printer.lan printer # a comment\n",
+			"# written by dyad-dhcp\ndomain example.lan\nsearch a.lan b.lan\nnameserver 192.0.2.53\nnameserver 2001:db8::53\noptions edns0\n"},
+	}
+}
+
+func TestDNSFileSeeds(t *testing.T) {
+	var seeds [][]any
+	for _, s := range dnsFileSeeds() {
+		seeds = append(seeds, []any{s[0], s[1]})
+	}
+	if err := syncSeeds("FuzzDNSFiles", seeds); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzDNSFiles covers dyad-dns's readers of a hosts file and of the
+// resolv.conf a DHCP client writes from what a DHCP server said. The
+// invariants: no panic; what a hosts file gives builds local records;
+// what a resolv.conf gives are addresses a forwarder takes, and domain
+// names.
+func FuzzDNSFiles(f *testing.F) {
+	for _, s := range dnsFileSeeds() {
+		f.Add(s[0], s[1])
+	}
+	hosts, err := newMemFile("hosts")
+	if err != nil {
+		f.Fatal(err)
+	}
+	resolv, err := newMemFile("resolv.conf")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { hosts.Close(); resolv.Close() })
+	f.Fuzz(func(t *testing.T, hostsText, resolvText string) {
+		if err := hosts.Set(hostsText); err != nil {
+			t.Fatal(err)
+		}
+		if err := resolv.Set(resolvText); err != nil {
+			t.Fatal(err)
+		}
+		if entries, err := dns.ReadHosts(hosts.Path); err == nil {
+			if _, err := dns.NewLocal(entries, nil, 0); err != nil {
+				t.Fatalf("hosts entries that build no local records: %v", err)
+			}
+		}
+		rc, err := dns.ReadResolvConf(resolv.Path)
+		if err != nil {
+			return
+		}
+		var ups []netip.AddrPort
+		for _, a := range rc.Nameservers {
+			ups = append(ups, netip.AddrPortFrom(a, 53))
+		}
+		if len(ups) > 0 {
+			if _, err := dns.NewForwarder(dns.ForwarderConfig{Routes: []dns.Route{{Domain: ".", Upstreams: ups}}}); err != nil {
+				t.Fatalf("nameservers a forwarder refuses: %v", err)
+			}
+		}
+		for _, d := range rc.Search {
+			if _, err := dns.NewForwarder(dns.ForwarderConfig{Routes: []dns.Route{{Domain: d, Upstreams: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:53")}}}}); err != nil {
+				t.Fatalf("search domain %q a route refuses: %v", d, err)
+			}
+		}
+	})
 }

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// The resolver: what the stub does with one query. A hit is answered at
-// once from the cache; a miss asks an upstream, once for all the clients
+// The resolver: what the stub does with one query. A name of the local
+// records (hosts, static) is answered from them, never forwarded; a hit is
+// answered at once from the cache; a miss asks an upstream, once for all the clients
 // who ask the same question meanwhile; when no upstream answers, an
 // expired answer is served if the cache still holds one (RFC 8767), and
 // SERVFAIL otherwise.
@@ -26,6 +27,8 @@ type Resolver struct {
 	// ExchangeTimeout bounds a miss, all upstreams tried.
 	ExchangeTimeout time.Duration
 
+	local atomic.Pointer[Local]
+
 	mu       sync.Mutex
 	inflight map[string]*flight
 
@@ -34,7 +37,7 @@ type Resolver struct {
 
 // Stats counts what the resolver did.
 type Stats struct {
-	Queries, Hits, Misses, Stale, Prefetches, ServFail, Refused, Dropped atomic.Uint64
+	Queries, Local, Hits, Misses, Stale, Prefetches, ServFail, Refused, Dropped atomic.Uint64
 }
 
 // flight is one upstream exchange that clients wait on.
@@ -48,6 +51,9 @@ type flight struct {
 func NewResolver(cache *Cache, fwd *Forwarder, log *slog.Logger) *Resolver {
 	return &Resolver{cache: cache, fwd: fwd, log: log, Now: time.Now, ExchangeTimeout: 5 * time.Second, inflight: map[string]*flight{}}
 }
+
+// SetLocal replaces the local records (nil for none).
+func (r *Resolver) SetLocal(l *Local) { r.local.Store(l) }
 
 // Stats returns the resolver's counters.
 func (r *Resolver) Stats() *Stats { return &r.stats }
@@ -66,6 +72,10 @@ func (r *Resolver) AnswerCached(dst, msg []byte, tcp bool) (out []byte, ok bool)
 	q, err := ParseQuery(msg)
 	if err != nil {
 		return r.refuse(dst, msg, &q, err), true
+	}
+	if out, ok := r.local.Load().Answer(dst, msg, &q, limit(&q, tcp)); ok {
+		r.stats.Local.Add(1)
+		return out, true
 	}
 	var kb [maxKey]byte
 	key := q.Key(kb[:0])

@@ -52,11 +52,11 @@ const (
 // Forwarder is safe for concurrent use.
 type Forwarder struct {
 	timeout time.Duration
-	routes  []route
 	dial    func(ctx context.Context, network, address string) (net.Conn, error)
 
-	mu  sync.Mutex
-	rnd *rand.Rand
+	mu     sync.Mutex
+	rnd    *rand.Rand
+	routes []route
 }
 
 type route struct {
@@ -84,28 +84,47 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if f.timeout <= 0 {
 		f.timeout = DefaultUpstreamTimeout
 	}
+	if err := f.SetRoutes(cfg.Routes); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// SetRoutes replaces the routes, as when the DHCP client's resolv.conf
+// names other upstreams; an upstream that stays keeps its health. The
+// routes are all checked first: on an error nothing changes.
+func (f *Forwarder) SetRoutes(routes []Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	known := map[netip.AddrPort]*upstream{}
-	for _, r := range cfg.Routes {
+	for _, r := range f.routes {
+		for _, u := range r.upstreams {
+			known[u.addr] = u
+		}
+	}
+	var out []route
+	for _, r := range routes {
 		wire, err := domainWire(r.Domain)
 		if err != nil {
-			return nil, fmt.Errorf("dns: route %q: %w", r.Domain, err)
+			return fmt.Errorf("dns: route %q: %w", r.Domain, err)
 		}
 		if len(r.Upstreams) == 0 {
-			return nil, fmt.Errorf("dns: route %q: no upstream", r.Domain)
+			return fmt.Errorf("dns: route %q: no upstream", r.Domain)
 		}
 		rt := route{suffix: wire}
 		for _, a := range r.Upstreams {
 			if !a.IsValid() || a.Port() == 0 || a.Addr().IsUnspecified() || a.Addr().IsMulticast() {
-				return nil, fmt.Errorf("dns: route %q: upstream %s: not a unicast address and port", r.Domain, a)
+				return fmt.Errorf("dns: route %q: upstream %s: not a unicast address and port", r.Domain, a)
 			}
 			if known[a] == nil {
 				known[a] = &upstream{addr: a}
 			}
 			rt.upstreams = append(rt.upstreams, known[a])
 		}
-		f.routes = append(f.routes, rt)
+		out = append(out, rt)
 	}
-	return f, nil
+	f.routes = out
+	return nil
 }
 
 // domainWire is a domain's labels in wire form, lower case, without the
@@ -132,6 +151,8 @@ func domainWire(domain string) ([]byte, error) {
 // routeFor returns the upstreams of the longest route that holds name (in
 // wire form, uncompressed), or nil.
 func (f *Forwarder) routeFor(name []byte) []*upstream {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	lower := bytes.ToLower(name[:len(name)-1]) // without the root label
 	var best *route
 	for i := range f.routes {
