@@ -27,9 +27,10 @@ deps:
 build: deps
 	$(GOBUILD) -o $(BIN)/dyad-dhcp ./daemons/dhcp/cmd/dyad-dhcp
 	$(GOBUILD) -o $(BIN)/dyad-ntp ./daemons/ntp/cmd/dyad-ntp
+	$(GOBUILD) -o $(BIN)/dyad-dns ./daemons/dns/cmd/dyad-dns
 	$(GOBUILD) -o $(BIN)/bench/ ./bench/cmd/...
 	$(GOBUILD) -o $(BIN)/dyad ./linuxkit-builder/cmd/dyad
-	@for b in dyad-dhcp dyad-ntp; do \
+	@for b in dyad-dhcp dyad-ntp dyad-dns; do \
 		file -b $(BIN)/$$b | grep -q 'static-pie linked' || \
 			{ echo "bin/$$b is not a static PIE: $$(file -b $(BIN)/$$b)" >&2; exit 1; }; \
 	done

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -62,25 +61,7 @@ func benchSettings(t *testing.T) settings {
 
 // binary returns $DYAD_BIN/NAME, as make builds it, or a fresh build of
 // the command in package pkg.
-func binary(t *testing.T, name, pkg string) string {
-	t.Helper()
-	if dir := os.Getenv("DYAD_BIN"); dir != "" {
-		p, err := filepath.Abs(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("DYAD_BIN=%s: %v (run `make build`)", dir, err)
-		}
-		return p
-	}
-	p := filepath.Join(t.TempDir(), name)
-	out, err := exec.Command("go", "build", "-o", p, pkg).CombinedOutput()
-	if err != nil {
-		t.Fatalf("building %s: %v\n%s", name, err, out)
-	}
-	return p
-}
+func binary(t *testing.T, name, pkg string) string { return testnet.Binary(t, name, pkg) }
 
 // serverResult is what was measured against one server.
 type serverResult struct {

@@ -136,6 +136,16 @@ type Welcome struct {
 	Config  []byte `cbor:"2,keyasint"`
 }
 
+// WelcomeWith is the Welcome that carries config, a daemon's engine
+// configuration.
+func WelcomeWith(config any) (*Welcome, error) {
+	b, err := MarshalValue(config)
+	if err != nil {
+		return nil, err
+	}
+	return &Welcome{Config: b}, nil
+}
+
 // Reply answers one request. An empty Error means the operation was done.
 // Clock carries the clock's state after a clock operation.
 type Reply struct {

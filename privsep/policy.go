@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -34,6 +35,10 @@ type Policy struct {
 	MaxNameservers int
 	// MaxSearch bounds the search list.
 	MaxSearch int
+	// OwnNameservers, when set, are the only nameservers a resolv.conf
+	// may name: a DNS stub's grant points its consumers at the stub and
+	// nowhere else.
+	OwnNameservers []netip.Addr
 	// MaxLifetime bounds an address's lifetimes, so that the kernel drops
 	// the address by itself if the daemon is gone; only an infinite lease
 	// gets an infinite lifetime.
@@ -198,7 +203,16 @@ func (g *Guard) Check(m Message) error {
 			return fmt.Errorf("route to %s via %s on %s: %w", m.Route.Destination, m.Route.Gateway, m.Route.Interface, ErrNotHeld)
 		}
 	case *ResolvConf:
-		if err := g.checkServers("nameserver", m.Nameservers, true); err != nil {
+		if own := g.policy.OwnNameservers; len(own) > 0 {
+			if len(m.Nameservers) == 0 {
+				return refuse("no nameserver")
+			}
+			for _, a := range m.Nameservers {
+				if !slices.Contains(own, a) {
+					return refuse("nameserver %s is not one of the stub's addresses %v", a, own)
+				}
+			}
+		} else if err := g.checkServers("nameserver", m.Nameservers, true); err != nil {
 			return err
 		}
 		if m.Domain != "" {
@@ -578,6 +592,9 @@ func (p Policy) Describe(k Kind) (does, checks string) {
 	case OpRouteRemove:
 		return "remove a route", "only a route this actuator added"
 	case OpResolvConf:
+		if len(p.OwnNameservers) > 0 {
+			return "write resolv.conf atomically at the configured path", fmt.Sprintf("name servers only among the stub's own addresses %v; at most %d search domains, each checked; no path comes from the engine", p.OwnNameservers, p.MaxSearch)
+		}
 		return "write resolv.conf atomically at the configured path", fmt.Sprintf("at most %d name servers and %d search domains, each checked; no path comes from the engine", p.MaxNameservers, p.MaxSearch)
 	case OpNTPServers:
 		return "write the NTP server list atomically at the configured path", fmt.Sprintf("at most %d addresses, unicast; no path comes from the engine", p.MaxNameservers)

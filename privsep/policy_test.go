@@ -447,3 +447,19 @@ func TestCheckDomainAndHostName(t *testing.T) {
 		}
 	}
 }
+
+// A stub's grant: a resolv.conf may point only at the stub.
+func TestGuardOwnNameservers(t *testing.T) {
+	stub := netip.MustParseAddr("127.0.0.53")
+	g := NewGuard(Policy{Daemon: "dns", Ops: []Kind{OpResolvConf}, OwnNameservers: []netip.Addr{stub}}.WithDefaultBounds())
+	if err := g.Check(&ResolvConf{Nameservers: []netip.Addr{stub}, Search: []string{"lan"}}); err != nil {
+		t.Errorf("the stub's own address refused: %v", err)
+	}
+	for _, m := range []*ResolvConf{
+		{},
+		{Nameservers: []netip.Addr{netip.MustParseAddr("192.0.2.53")}},
+		{Nameservers: []netip.Addr{stub, netip.MustParseAddr("8.8.8.8")}},
+	} {
+		polRefused(t, g, m, "nameserver")
+	}
+}

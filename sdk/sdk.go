@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -78,4 +79,18 @@ func LoadConfig(path string, must bool, v any) (bool, error) {
 		return false, fmt.Errorf("config: %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return true, nil
+}
+
+// Duration is a time.Duration a configuration file writes as Go does:
+// 128ms, 30s, 1h.
+type Duration time.Duration
+
+// UnmarshalYAML reads a duration, naming the line of one it cannot.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 128ms, 30s or 1h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
 }

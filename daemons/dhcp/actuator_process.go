@@ -145,11 +145,7 @@ func (a *actuator) adoptSaved() {
 func (a *actuator) welcome() (*privsep.Welcome, error) {
 	ec := a.cfg.engineConfig(a.savedLeases())
 	ec.Installed = a.guard.Installed()
-	b, err := privsep.MarshalValue(ec)
-	if err != nil {
-		return nil, err
-	}
-	return &privsep.Welcome{Config: b}, nil
+	return privsep.WelcomeWith(ec)
 }
 
 // started tells a new engine about every link it may manage. The snapshot

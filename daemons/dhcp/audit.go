@@ -15,19 +15,15 @@ import (
 // from the grant and the capability lists the daemon runs with. dyad pkg
 // build embeds it in the image.
 func printAudit(args []string, stdout, stderr io.Writer) int {
-	return audit.Command("dyad-dhcp", args, stdout, stderr, func(args []string, launcher string) (*audit.Audit, error) {
-		cfg, err := ParseArgs(args, stderr)
-		if err != nil {
-			return nil, err
-		}
-		if launcher != "" {
-			cfg.EngineLauncher = launcher
-		}
-		return auditOf(cfg), nil
-	})
+	return audit.Command("dyad-dhcp", args, stdout, stderr, ParseArgs, auditOf)
 }
 
-func auditOf(cfg *Config) *audit.Audit {
+// auditOf is the audit of a configuration, with the image's engine
+// launcher when one is named.
+func auditOf(cfg *Config, launcher string) *audit.Audit {
+	if launcher != "" {
+		cfg.EngineLauncher = launcher
+	}
 	a := &audit.Audit{
 		Daemon: "dyad-dhcp",
 		Supervisor: audit.Process{

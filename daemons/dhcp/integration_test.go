@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,46 +24,9 @@ func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
 
 var servers = []testnet.Kind{testnet.Dnsmasq, testnet.Kea}
 
-// binary returns the dyad-dhcp to test: $DYAD_BIN/dyad-dhcp as make builds
-// it, or a fresh build.
+// binary returns the dyad-dhcp to test.
 func binary(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("DYAD_BIN"); dir != "" {
-		p := filepath.Join(dir, "dyad-dhcp")
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("DYAD_BIN=%s: %v", dir, err)
-		}
-		return p
-	}
-	return builtBinary(t)
-}
-
-// built is the binary built once for every test that needs it (parallel
-// subtests among them).
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func builtBinary(t *testing.T) string {
-	t.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "dyad-dhcp-bin-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "dyad-dhcp")
-		out, err := exec.Command("go", "build", "-o", built.path, "github.com/dyad-project/dyad/daemons/dhcp/cmd/dyad-dhcp").CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatalf("building dyad-dhcp: %v", built.err)
-	}
-	return built.path
+	return testnet.Binary(t, "dyad-dhcp", "github.com/dyad-project/dyad/daemons/dhcp/cmd/dyad-dhcp")
 }
 
 // client is one run of dyad-dhcp with its paths in a temporary directory.

@@ -18,19 +18,20 @@ import (
 type CacheConfig struct {
 	// MaxEntries and MaxBytes bound it; the least recently used entry
 	// goes first.
-	MaxEntries int
-	MaxBytes   int
+	MaxEntries int `cbor:"1,keyasint"`
+	MaxBytes   int `cbor:"2,keyasint"`
 	// MinTTL and MaxTTL clamp what an upstream's TTLs say.
-	MinTTL, MaxTTL time.Duration
+	MinTTL time.Duration `cbor:"3,keyasint"`
+	MaxTTL time.Duration `cbor:"4,keyasint"`
 	// MaxNegativeTTL bounds how long a name's absence is kept (RFC 2308
 	// recommends at most 3 hours).
-	MaxNegativeTTL time.Duration
+	MaxNegativeTTL time.Duration `cbor:"5,keyasint"`
 	// ServeStale is how long past expiry an answer may still be served
 	// when no upstream answers (RFC 8767); 0 serves nothing stale.
-	ServeStale time.Duration
+	ServeStale time.Duration `cbor:"6,keyasint"`
 	// PrefetchHits is how many hits make an entry worth refreshing before
 	// it expires; 0 prefetches nothing.
-	PrefetchHits int
+	PrefetchHits int `cbor:"7,keyasint"`
 }
 
 // Defaults of the cache.

@@ -69,6 +69,10 @@ const maxKey = 255 + 4
 // by the query's.
 func (r *Resolver) AnswerCached(dst, msg []byte, tcp bool) (out []byte, ok bool) {
 	r.stats.Queries.Add(1)
+	return r.answerCached(dst, msg, tcp)
+}
+
+func (r *Resolver) answerCached(dst, msg []byte, tcp bool) (out []byte, ok bool) {
 	q, err := ParseQuery(msg)
 	if err != nil {
 		return r.refuse(dst, msg, &q, err), true
@@ -98,7 +102,18 @@ func (r *Resolver) AnswerCached(dst, msg []byte, tcp bool) (out []byte, ok bool)
 // answer, or SERVFAIL. It returns dst unchanged for a query that gets no
 // answer at all.
 func (r *Resolver) Answer(ctx context.Context, dst, msg []byte, tcp bool) []byte {
-	if out, ok := r.AnswerCached(dst, msg, tcp); ok {
+	r.stats.Queries.Add(1)
+	return r.answer(ctx, dst, msg, tcp)
+}
+
+// AnswerMiss is Answer for a query AnswerCached could not answer, counted
+// already.
+func (r *Resolver) AnswerMiss(ctx context.Context, dst, msg []byte, tcp bool) []byte {
+	return r.answer(ctx, dst, msg, tcp)
+}
+
+func (r *Resolver) answer(ctx context.Context, dst, msg []byte, tcp bool) []byte {
+	if out, ok := r.answerCached(dst, msg, tcp); ok {
 		return out
 	}
 	r.stats.Misses.Add(1)

@@ -65,7 +65,7 @@ func (r *Resolver) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-pending }()
-			if answer := r.Answer(ctx, nil, msg, false); len(answer) > 0 {
+			if answer := r.AnswerMiss(ctx, nil, msg, false); len(answer) > 0 {
 				conn.WriteToUDPAddrPort(answer, from)
 			}
 		}()

@@ -26,8 +26,8 @@ import (
 // Route sends the names under Domain to Upstreams; the longest domain
 // that holds a name wins, and "." holds every name.
 type Route struct {
-	Domain    string
-	Upstreams []netip.AddrPort
+	Domain    string           `cbor:"1,keyasint"`
+	Upstreams []netip.AddrPort `cbor:"2,keyasint"`
 }
 
 // ForwarderConfig is what the forwarder needs.

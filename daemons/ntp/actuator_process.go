@@ -104,13 +104,7 @@ func simulatedClock(path string, log *slog.Logger) (*backend.SimClock, error) {
 	return sim, nil
 }
 
-func (a *actuator) welcome() (*privsep.Welcome, error) {
-	b, err := privsep.MarshalValue(a.cfg.Engine())
-	if err != nil {
-		return nil, err
-	}
-	return &privsep.Welcome{Config: b}, nil
-}
+func (a *actuator) welcome() (*privsep.Welcome, error) { return privsep.WelcomeWith(a.cfg.Engine()) }
 
 // Apply performs one request the Guard has passed.
 func (a *actuator) Apply(_ context.Context, m privsep.Message) error {

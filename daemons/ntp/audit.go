@@ -13,19 +13,15 @@ import (
 // actuator will do, for the configuration the arguments give. dyad pkg
 // build embeds it in the image.
 func printAudit(args []string, stdout, stderr io.Writer) int {
-	return audit.Command("dyad-ntp", args, stdout, stderr, func(args []string, launcher string) (*audit.Audit, error) {
-		cfg, err := ParseArgs(args, stderr)
-		if err != nil {
-			return nil, err
-		}
-		if launcher != "" {
-			cfg.EngineLauncher = launcher
-		}
-		return auditOf(cfg), nil
-	})
+	return audit.Command("dyad-ntp", args, stdout, stderr, ParseArgs, auditOf)
 }
 
-func auditOf(cfg *Config) *audit.Audit {
+// auditOf is the audit of a configuration, with the image's engine
+// launcher when one is named.
+func auditOf(cfg *Config, launcher string) *audit.Audit {
+	if launcher != "" {
+		cfg.EngineLauncher = launcher
+	}
 	readable := "the resolver's files (/etc/resolv.conf, /etc/hosts, /etc/nsswitch.conf, /etc/host.conf)"
 	if cfg.DHCPServers != "" {
 		readable += " and " + filepath.Dir(cfg.DHCPServers) + ", read only"

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/dyad-project/dyad/sdk"
 )
 
@@ -55,18 +53,8 @@ type Config struct {
 	Warnings []string `yaml:"-"`
 }
 
-// Duration is a time.Duration the file writes as Go does: 128ms, 1000s.
-type Duration time.Duration
-
-// UnmarshalYAML reads a duration.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration such as 128ms or 1000s", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration the file writes as Go does.
+type Duration = sdk.Duration
 
 // Defaults, per DESIGN.md's paths.
 const (

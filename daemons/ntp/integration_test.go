@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,39 +28,9 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
 
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// binary returns the dyad-ntp to test: $DYAD_BIN/dyad-ntp as make builds
-// it, or a fresh build.
+// binary returns the dyad-ntp to test.
 func binary(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("DYAD_BIN"); dir != "" {
-		p := filepath.Join(dir, "dyad-ntp")
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("DYAD_BIN=%s: %v", dir, err)
-		}
-		return p
-	}
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "dyad-ntp-bin-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "dyad-ntp")
-		out, err := exec.Command("go", "build", "-o", built.path, "github.com/dyad-project/dyad/daemons/ntp/cmd/dyad-ntp").CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatalf("building dyad-ntp: %v", built.err)
-	}
-	return built.path
+	return testnet.Binary(t, "dyad-ntp", "github.com/dyad-project/dyad/daemons/ntp/cmd/dyad-ntp")
 }
 
 // servers starts a chronyd for each shift, each in its own namespace,
@@ -163,16 +132,6 @@ func (d *daemon) status(t *testing.T) ntp.Status {
 	return st
 }
 
-// waitFor polls cond for up to timeout.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
-
 func near(a, b, tol time.Duration) bool { d := a - b; return d >= -tol && d <= tol }
 
 // TestQuery: dyad-ntp -q against a server 2.5 s ahead prints its offset,
@@ -248,7 +207,7 @@ func TestFalseticker(t *testing.T) {
 	nets := servers(t, 2*time.Second, 2*time.Second, 12*time.Second)
 	d := startDaemon(t, nets[0], append([]string{"--minpoll", "-1"}, addrs(nets)...)...)
 	var st ntp.Status
-	if !waitFor(20*time.Second, func() bool {
+	if !testnet.WaitFor(20*time.Second, func() bool {
 		if len(d.steps(t)) == 0 {
 			return false
 		}
@@ -272,7 +231,7 @@ func TestFalseticker(t *testing.T) {
 func TestLostSource(t *testing.T) {
 	nets := servers(t, 0, 0, 0)
 	d := startDaemon(t, nets[0], append([]string{"--minpoll", "-2"}, addrs(nets)...)...)
-	if !waitFor(20*time.Second, func() bool { st := d.status(t); return st.Synced && len(st.Sources) == 3 }) {
+	if !testnet.WaitFor(20*time.Second, func() bool { st := d.status(t); return st.Synced && len(st.Sources) == 3 }) {
 		t.Fatalf("not synchronised\n%s", d.Output())
 	}
 	// Stop the third server: its link goes down.
@@ -280,7 +239,7 @@ func TestLostSource(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	var st ntp.Status
-	if !waitFor(30*time.Second, func() bool {
+	if !testnet.WaitFor(30*time.Second, func() bool {
 		st = d.status(t)
 		return len(st.Sources) == 3 && st.Sources[2].Verdict == ntp.VerdictUnreachable && st.Sources[0].Verdict == ntp.VerdictSelected && st.Sources[1].Verdict == ntp.VerdictSelected
 	}) {
@@ -296,13 +255,13 @@ func TestPanicThreshold(t *testing.T) {
 	n.AddClientAddress(t)
 	first := n.StartChrony(t, testnet.ChronyOptions{Shift: 3 * time.Second})
 	d := startDaemon(t, n, "--minpoll", "-1", n.ServerAddr.Addr().String())
-	if !waitFor(20*time.Second, func() bool { return len(d.steps(t)) == 1 }) {
+	if !testnet.WaitFor(20*time.Second, func() bool { return len(d.steps(t)) == 1 }) {
 		t.Fatalf("no first step\n%s", d.Output())
 	}
 	// The same server, now 2000 s ahead.
 	first.Stop()
 	n.StartChrony(t, testnet.ChronyOptions{Shift: 2000 * time.Second})
-	if !waitFor(30*time.Second, func() bool {
+	if !testnet.WaitFor(30*time.Second, func() bool {
 		last := d.status(t).Last
 		return last != nil && last.Kind == ntp.AdjustRefused
 	}) {
@@ -330,7 +289,7 @@ func TestRateLimitingServer(t *testing.T) {
 	// ntpsec allows one packet a second on average: the engine ends
 	// polling at 1 s or more, and the server answers it again.
 	var src ntp.SourceStatus
-	if !waitFor(30*time.Second, func() bool {
+	if !testnet.WaitFor(30*time.Second, func() bool {
 		st := d.status(t)
 		if len(st.Sources) != 1 {
 			return false
@@ -387,7 +346,7 @@ func TestNamesAndReresolution(t *testing.T) {
 		return len(st.Sources) == 1 && st.Sources[0].Name == "time.dyad.test" && strings.HasPrefix(st.Sources[0].Address, addr+":") &&
 			st.Sources[0].Verdict == ntp.VerdictSelected
 	}
-	if !waitFor(20*time.Second, func() bool { return polled(addrs(nets)[0]) }) {
+	if !testnet.WaitFor(20*time.Second, func() bool { return polled(addrs(nets)[0]) }) {
 		t.Fatalf("the name was not resolved and polled: %+v\n%s", d.status(t), d.Output())
 	}
 	// The name moves to the second server, and the first goes silent.
@@ -395,7 +354,7 @@ func TestNamesAndReresolution(t *testing.T) {
 	if out, err := nets[0].Run(t, nets[0].Server, "ip", "link", "set", nets[0].ServerIf, "down"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !waitFor(40*time.Second, func() bool { return polled(addrs(nets)[1]) }) {
+	if !testnet.WaitFor(40*time.Second, func() bool { return polled(addrs(nets)[1]) }) {
 		t.Fatalf("the name was not resolved again when its server was lost: %+v\n%s", d.status(t), d.Output())
 	}
 }
@@ -434,11 +393,11 @@ func TestServersFromDHCP(t *testing.T) {
 		st := d.status(t)
 		return len(st.Sources) == 1 && st.Sources[0].Origin == ntp.OriginDHCP && st.Sources[0].Address == addr+":123" && st.Sources[0].Verdict == ntp.VerdictSelected
 	}
-	if !waitFor(20*time.Second, func() bool { return from(addrs(nets)[0]) }) {
+	if !testnet.WaitFor(20*time.Second, func() bool { return from(addrs(nets)[0]) }) {
 		t.Fatalf("the DHCP client's server is not polled: %+v\n%s", d.status(t), d.Output())
 	}
 	write(addrs(nets)[1])
-	if !waitFor(30*time.Second, func() bool { return from(addrs(nets)[1]) }) {
+	if !testnet.WaitFor(30*time.Second, func() bool { return from(addrs(nets)[1]) }) {
 		t.Fatalf("the new list was not followed: %+v\n%s", d.status(t), d.Output())
 	}
 }

@@ -281,3 +281,14 @@ func (b *logBuffer) snapshot() (data []byte, start int, changed <-chan struct{})
 	defer b.mu.Unlock()
 	return b.buf[:len(b.buf):len(b.buf)], b.dropped, b.changed
 }
+
+// WaitFor polls cond every 100 ms for up to timeout, and reports whether
+// it held.
+func WaitFor(timeout time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}

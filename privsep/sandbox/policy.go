@@ -122,15 +122,24 @@ func EngineSyscalls() SyscallPolicy {
 // itself, such as the NTP engine: the engine's, plus sockets of IPv4 and
 // IPv6 datagrams (no stream, raw, packet, netlink or unix socket), bound,
 // connected and given options. Name lookups go through such sockets too.
-func UDPClientSyscalls() SyscallPolicy {
+func UDPClientSyscalls() SyscallPolicy { return clientSyscalls(unix.SOCK_DGRAM) }
+
+// UDPTCPClientSyscalls is UDPClientSyscalls with IPv4 and IPv6 stream
+// sockets too, such as the DNS engine needs to ask an upstream again over
+// TCP. (The listeners it serves, it was given.)
+func UDPTCPClientSyscalls() SyscallPolicy { return clientSyscalls(unix.SOCK_DGRAM, unix.SOCK_STREAM) }
+
+func clientSyscalls(types ...int) SyscallPolicy {
 	p := EngineSyscalls()
 	var r []Rule
 	for _, domain := range []int{unix.AF_INET, unix.AF_INET6} {
-		r = append(r, Rule{Syscall: "socket", Action: ActAllow, Args: []Arg{
-			{Index: 0, Op: Equal, Value: uint64(domain)},
-			// The type without SOCK_NONBLOCK and SOCK_CLOEXEC.
-			{Index: 1, Op: MaskedEqual, Mask: 0xf, Value: unix.SOCK_DGRAM},
-		}})
+		for _, typ := range types {
+			r = append(r, Rule{Syscall: "socket", Action: ActAllow, Args: []Arg{
+				{Index: 0, Op: Equal, Value: uint64(domain)},
+				// The type without SOCK_NONBLOCK and SOCK_CLOEXEC.
+				{Index: 1, Op: MaskedEqual, Mask: 0xf, Value: uint64(typ)},
+			}})
+		}
 	}
 	r = append(r, allow("bind", "connect", "setsockopt")...)
 	p.Rules = append(r, p.Rules...)

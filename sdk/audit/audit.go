@@ -70,21 +70,22 @@ func (a *Audit) Marshal() []byte {
 }
 
 // Command is a daemon's audit command: it prints the Audit that of gives
-// for the daemon's arguments. The engine launcher is the one of the
-// machine that runs it; an image build, which runs it elsewhere, names the
-// image's with -engine-launcher PATH before the daemon's own arguments,
-// and of receives it ("" when none is named).
-func Command(daemon string, args []string, stdout, stderr io.Writer, of func(args []string, launcher string) (*Audit, error)) int {
+// for the configuration parse reads from the daemon's arguments. The
+// engine launcher is the one of the machine that runs it; an image build,
+// which runs it elsewhere, names the image's with -engine-launcher PATH
+// before the daemon's own arguments, and of receives it ("" when none is
+// named).
+func Command[C any](daemon string, args []string, stdout, stderr io.Writer, parse func([]string, io.Writer) (C, error), of func(cfg C, launcher string) *Audit) int {
 	launcher := ""
 	if len(args) > 1 && args[0] == "-engine-launcher" {
 		launcher, args = args[1], args[2:]
 	}
-	a, err := of(args, launcher)
+	cfg, err := parse(args, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", daemon, err)
 		return 2
 	}
-	stdout.Write(a.Marshal())
+	stdout.Write(of(cfg, launcher).Marshal())
 	return 0
 }
 

@@ -1,0 +1,298 @@
+package dns
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dyad-project/dyad/sdk"
+)
+
+// Config is dyad-dns's configuration: the file (YAML, strict) overlaid by
+// the command line. Every stage parses the same arguments.
+type Config struct {
+	// Listen are the addresses the stub answers on, UDP and TCP.
+	Listen []string `yaml:"listen"`
+	// Upstreams are the servers asked on a miss; with none, those of
+	// UpstreamsFile.
+	Upstreams []string `yaml:"upstreams"`
+	// UpstreamsFile is a resolv.conf a DHCP client writes (dyad-dhcp's
+	// resolv_conf), read again when it changes; "none" reads none.
+	UpstreamsFile string `yaml:"upstreams_file"`
+	// Routes send the names under a domain to upstreams of their own.
+	Routes map[string][]string `yaml:"routes"`
+	// HostsFile is answered locally ("none" for none); LocalRecords too,
+	// records in presentation form.
+	HostsFile    string   `yaml:"hosts_file"`
+	LocalRecords []string `yaml:"local_records"`
+
+	CacheEntries   int      `yaml:"cache_entries"`
+	CacheBytes     int      `yaml:"cache_bytes"`
+	MinTTL         Duration `yaml:"min_ttl"`
+	MaxTTL         Duration `yaml:"max_ttl"`
+	MaxNegativeTTL Duration `yaml:"max_negative_ttl"`
+	ServeStale     Duration `yaml:"serve_stale"`
+	PrefetchHits   int      `yaml:"prefetch_hits"`
+
+	// ResolvConf is the consumers' resolv.conf, which the actuator
+	// writes pointing at the stub ("none" for none); Search is its search
+	// list, the DHCP client's when empty.
+	ResolvConf string   `yaml:"resolv_conf"`
+	Search     []string `yaml:"search"`
+
+	RunDir         string `yaml:"run_dir"`
+	EngineUID      uint32 `yaml:"engine_uid"`
+	EngineGID      uint32 `yaml:"engine_gid"`
+	EngineLauncher string `yaml:"engine_launcher"`
+
+	AllowNoLandlock bool `yaml:"allow_no_landlock"`
+	Debug           bool `yaml:"debug"`
+
+	// Read from Listen, Upstreams and Routes by finish.
+	listen    []netip.AddrPort
+	upstreams []netip.AddrPort
+	routes    []Route
+}
+
+// Duration is a time.Duration the file writes as Go does.
+type Duration = sdk.Duration
+
+// Defaults, per DESIGN.md's paths.
+const (
+	DefaultConfigFile    = "/etc/dyad/dns.yaml"
+	defaultRunDir        = "/run/dyad/dns"
+	defaultUpstreamsFile = "/run/dyad/dhcp/resolv.conf"
+	defaultHostsFile     = "/etc/hosts"
+	defaultResolvConf    = "/etc/resolv.conf"
+	// DefaultListen is systemd-resolved's stub address.
+	DefaultListen = "127.0.0.53:53"
+	// DefaultEngineID is the engine's uid and gid (the dns image's
+	// /etc/passwd names it dyad-dns).
+	DefaultEngineID = 2103
+	// DefaultEngineLauncher is where the images put engine-exec.
+	DefaultEngineLauncher = "/usr/libexec/dyad/engine-exec"
+	maxListen             = 8
+	maxUpstreams          = 16
+)
+
+func newConfig() *Config {
+	return &Config{EngineUID: DefaultEngineID, EngineGID: DefaultEngineID}
+}
+
+// ParseArgs reads the command line (without argv[0]) and the file it
+// names, or the default one when it exists.
+func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("dyad-dns", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "", "configuration file (default "+DefaultConfigFile+" when present)")
+	listen := fs.String("listen", "", "addresses to answer on, comma-separated (default "+DefaultListen+")")
+	upstreamsFile := fs.String("upstreams-file", "", "a resolv.conf naming the upstreams (default "+defaultUpstreamsFile+"; none for none)")
+	resolvConf := fs.String("resolv-conf", "", "the consumers' resolv.conf to point at the stub (default "+defaultResolvConf+"; none for none)")
+	hosts := fs.String("hosts", "", "hosts file answered locally (default "+defaultHostsFile+"; none for none)")
+	runDir := fs.String("run-dir", "", "directory of the status socket (default "+defaultRunDir+")")
+	debug := fs.Bool("d", false, "log debug messages")
+	noLandlock := fs.Bool("allow-no-landlock", false, "start even if the kernel has no landlock")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	c := newConfig()
+	path, must := *file, true
+	if path == "" {
+		path, must = DefaultConfigFile, false
+	}
+	loaded, err := sdk.LoadConfig(path, must, c)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["listen"] {
+		c.Listen = strings.Split(*listen, ",")
+	}
+	for name, v := range map[string]struct {
+		dst *string
+		val string
+	}{"upstreams-file": {&c.UpstreamsFile, *upstreamsFile}, "resolv-conf": {&c.ResolvConf, *resolvConf}, "hosts": {&c.HostsFile, *hosts}, "run-dir": {&c.RunDir, *runDir}} {
+		if set[name] {
+			*v.dst = v.val
+		}
+	}
+	c.Debug = c.Debug || *debug
+	c.AllowNoLandlock = c.AllowNoLandlock || *noLandlock
+	if fs.NArg() > 0 {
+		// Upstreams on the command line replace the file's.
+		c.Upstreams = fs.Args()
+	}
+	if err := c.finish(); err != nil {
+		if loaded {
+			return nil, fmt.Errorf("%w (configuration %s)", err, path)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// finish fills defaults and checks what does not depend on the host.
+func (c *Config) finish() error {
+	defaults := []struct {
+		p   *string
+		def string
+	}{{&c.RunDir, defaultRunDir}, {&c.UpstreamsFile, defaultUpstreamsFile}, {&c.HostsFile, defaultHostsFile}, {&c.ResolvConf, defaultResolvConf}}
+	for _, d := range defaults {
+		switch *d.p {
+		case "":
+			*d.p = d.def
+		case "none":
+			*d.p = ""
+		}
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = []string{DefaultListen}
+	}
+	if len(c.Listen) > maxListen {
+		return fmt.Errorf("config: listen: %d addresses, at most %d", len(c.Listen), maxListen)
+	}
+	c.listen = nil
+	for _, s := range c.Listen {
+		a, err := parseAddrPort(s)
+		if err != nil {
+			return fmt.Errorf("config: listen: %w", err)
+		}
+		if slices.Contains(c.listen, a) {
+			return fmt.Errorf("config: listen: %s twice", a)
+		}
+		c.listen = append(c.listen, a)
+	}
+	var err error
+	if c.upstreams, err = parseUpstreams("upstreams", c.Upstreams); err != nil {
+		return err
+	}
+	if len(c.upstreams) == 0 && c.UpstreamsFile == "" {
+		return errors.New("config: no upstream: name some, or the DHCP client's resolv.conf (upstreams_file)")
+	}
+	c.routes = nil
+	for domain, list := range c.Routes {
+		ups, err := parseUpstreams("routes: "+domain, list)
+		if err != nil {
+			return err
+		}
+		c.routes = append(c.routes, Route{Domain: domain, Upstreams: ups})
+	}
+	slices.SortFunc(c.routes, func(a, b Route) int { return strings.Compare(a.Domain, b.Domain) })
+	if _, err := NewForwarder(ForwarderConfig{Routes: c.routes}); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if _, err := NewLocal(nil, c.LocalRecords, 0); err != nil {
+		return fmt.Errorf("config: local_records: %w", err)
+	}
+	for _, d := range c.Search {
+		if _, err := domainWire(d); err != nil {
+			return fmt.Errorf("config: search %q: %w", d, err)
+		}
+	}
+	switch {
+	case c.CacheEntries < 0 || c.CacheBytes < 0 || c.PrefetchHits < 0:
+		return errors.New("config: cache_entries, cache_bytes and prefetch_hits must not be negative")
+	case c.MaxTTL > 0 && c.MinTTL > c.MaxTTL:
+		return errors.New("config: min_ttl is above max_ttl")
+	case c.EngineUID == 0 || c.EngineGID == 0:
+		return errors.New("config: engine_uid and engine_gid must not be 0: the engine never runs as root")
+	}
+	switch c.EngineLauncher {
+	case "":
+		if _, err := os.Stat(DefaultEngineLauncher); err == nil {
+			c.EngineLauncher = DefaultEngineLauncher
+		}
+	case "none":
+		c.EngineLauncher = ""
+	}
+	for _, p := range []string{c.RunDir, c.UpstreamsFile, c.HostsFile, c.ResolvConf, c.EngineLauncher} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("config: path %q must be absolute", p)
+		}
+	}
+	return nil
+}
+
+// parseAddrPort reads an address with or without a port (53).
+func parseAddrPort(s string) (netip.AddrPort, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a, 53), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" {
+		return netip.AddrPort{}, fmt.Errorf("%q: not an address, or an address and a port", s)
+	}
+	return ap, nil
+}
+
+func parseUpstreams(where string, list []string) ([]netip.AddrPort, error) {
+	if len(list) > maxUpstreams {
+		return nil, fmt.Errorf("config: %s: %d upstreams, at most %d", where, len(list), maxUpstreams)
+	}
+	var out []netip.AddrPort
+	for _, s := range list {
+		a, err := parseAddrPort(s)
+		if err == nil && (a.Addr().IsUnspecified() || a.Addr().IsMulticast()) {
+			err = fmt.Errorf("%s: not a unicast address", a)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("config: %s: %w", where, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// ListenAddrs are the addresses the stub answers on.
+func (c *Config) ListenAddrs() []netip.AddrPort { return c.listen }
+
+// EngineConfig is what the engine is told in the actuator's Welcome.
+type EngineConfig struct {
+	Listen        []netip.AddrPort `cbor:"1,keyasint"`
+	Upstreams     []netip.AddrPort `cbor:"2,keyasint"`
+	UpstreamsFile string           `cbor:"3,keyasint"`
+	Routes        []Route          `cbor:"4,keyasint"`
+	HostsFile     string           `cbor:"5,keyasint"`
+	LocalRecords  []string         `cbor:"6,keyasint"`
+	Cache         CacheConfig      `cbor:"7,keyasint"`
+	WriteResolv   bool             `cbor:"8,keyasint"`
+	Search        []string         `cbor:"9,keyasint"`
+}
+
+// Engine is the engine's part of the configuration.
+func (c *Config) Engine() EngineConfig {
+	serveStale := time.Duration(c.ServeStale)
+	if serveStale == 0 {
+		serveStale = DefaultServeStale
+	}
+	prefetch := c.PrefetchHits
+	if prefetch == 0 {
+		prefetch = DefaultPrefetchHits
+	}
+	return EngineConfig{
+		Listen: c.listen, Upstreams: c.upstreams, UpstreamsFile: c.UpstreamsFile, Routes: c.routes,
+		HostsFile: c.HostsFile, LocalRecords: c.LocalRecords,
+		Cache: CacheConfig{MaxEntries: c.CacheEntries, MaxBytes: c.CacheBytes, MinTTL: time.Duration(c.MinTTL), MaxTTL: time.Duration(c.MaxTTL),
+			MaxNegativeTTL: time.Duration(c.MaxNegativeTTL), ServeStale: serveStale, PrefetchHits: prefetch},
+		WriteResolv: c.ResolvConf != "",
+		Search:      c.Search,
+	}
+}
+
+// stageConfig parses the arguments again in a child stage.
+func stageConfig(args []string, stage sdk.Stage) (*Config, *slog.Logger, bool) {
+	cfg, err := ParseArgs(args, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dyad-dns:", err)
+		return nil, nil, false
+	}
+	return cfg, sdk.NewLogger(os.Stderr, "dyad-dns", stage, cfg.Debug), true
+}

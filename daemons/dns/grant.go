@@ -1,0 +1,37 @@
+package dns
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/privsep/sandbox"
+)
+
+// The grant of dyad-dns: everything its actuator may do. Together with
+// privsep/catalogue.go this is the whole of the daemon's privilege after
+// start-up: write the consumers' resolv.conf, pointing at the stub's own
+// addresses and nowhere else. The listening sockets on port 53 are opened
+// by the supervisor before it drops CAP_NET_BIND_SERVICE with everything
+// else; no process keeps it.
+
+// Grant returns the policy the actuator enforces.
+func Grant(cfg *Config) privsep.Policy {
+	p := privsep.Policy{Daemon: "dns"}
+	if cfg.ResolvConf != "" {
+		p.Ops = []privsep.Kind{privsep.OpResolvConf}
+		for _, a := range cfg.listen {
+			p.OwnNameservers = append(p.OwnNameservers, a.Addr())
+		}
+	}
+	return p.WithDefaultBounds()
+}
+
+// actuatorCaps are the capabilities the actuator keeps: none. It writes
+// one file as root, the owner of the files it replaces.
+func actuatorCaps(*Config) []sandbox.Cap { return nil }
+
+// supervisorCaps are what the supervisor keeps to restart the engine as
+// another user with nothing, when no engine-exec does that for it.
+func supervisorCaps() []sandbox.Cap {
+	return []sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}
+}
