@@ -8,12 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	mdns "github.com/miekg/dns"
 
 	"github.com/dyad-project/dyad/daemons/dns"
+	"github.com/dyad-project/dyad/privsep"
 )
 
 // dnsPack packs m, compressed, as a server would.
@@ -290,6 +293,72 @@ func FuzzDNSFiles(f *testing.F) {
 			if _, err := dns.NewForwarder(dns.ForwarderConfig{Routes: []dns.Route{{Domain: d, Upstreams: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:53")}}}}); err != nil {
 				t.Fatalf("search domain %q a route refuses: %v", d, err)
 			}
+		}
+	})
+}
+
+// dnsConfigSeeds are the dns image's dns.yaml and hand-made files and
+// command lines.
+func dnsConfigSeeds() [][2]string {
+	seeds := [][2]string{
+		{"listen: [127.0.0.53, \"169.254.20.10:53\"]\nupstreams: [192.0.2.53, \"[2001:db8::53]:5353\"]\nroutes: {corp.example: [10.0.0.53]}\n", "-d"},
+		{"hosts_file: none\nlocal_records: [\"printer.lan. 300 IN A 192.168.1.9\"]\ncache_entries: 100\nmin_ttl: 5s\nmax_ttl: 1h\nserve_stale: 0s\n", "192.0.2.1"},
+		{"resolv_conf: none\nsearch: [lan, corp.example]\nprefetch_hits: 2\nmax_negative_ttl: 10m\n", "--listen 127.0.0.53,::1 --upstreams-file none 192.0.2.1"},
+	}
+	if conf, err := os.ReadFile("../images/dns/dns.yaml"); err == nil {
+		seeds = append(seeds, [2]string{string(conf), ""})
+	}
+	return seeds
+}
+
+func TestDNSConfigSeeds(t *testing.T) {
+	var seeds [][]any
+	for _, s := range dnsConfigSeeds() {
+		seeds = append(seeds, []any{s[0], s[1]})
+	}
+	if err := syncSeeds("FuzzDNSConfig", seeds); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzDNSConfig covers dyad-dns's reading of its command line and
+// configuration file. The invariants: no panic; an accepted configuration
+// listens somewhere, runs the engine as non-root, gives the actuator a
+// grant that names the stub's addresses when it writes a resolv.conf, and
+// an engine configuration that encodes for the Welcome.
+func FuzzDNSConfig(f *testing.F) {
+	for _, s := range dnsConfigSeeds() {
+		f.Add(s[0], s[1])
+	}
+	mem, err := newMemFile("dns.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { mem.Close() })
+	f.Fuzz(func(t *testing.T, conf, args string) {
+		if err := mem.Set(conf); err != nil {
+			t.Fatal(err)
+		}
+		fields := strings.Fields(args)
+		// The file is the fuzzer's: a file option of its own would read
+		// the host's.
+		for _, a := range fields {
+			if strings.HasPrefix(a, "-") && strings.HasPrefix(strings.TrimLeft(a, "-"), "f") {
+				return
+			}
+		}
+		c, err := dns.ParseArgs(append([]string{"-f", mem.Path}, fields...), io.Discard)
+		if err != nil {
+			return
+		}
+		if len(c.ListenAddrs()) == 0 || c.EngineUID == 0 || c.EngineGID == 0 {
+			t.Fatalf("accepted %+v", c)
+		}
+		if g := dns.Grant(c); c.ResolvConf != "" && len(g.OwnNameservers) != len(c.ListenAddrs()) {
+			t.Fatalf("a grant %+v for listeners %v", g, c.ListenAddrs())
+		}
+		if _, err := privsep.WelcomeWith(c.Engine()); err != nil {
+			t.Fatalf("an engine configuration that does not encode: %v", err)
 		}
 	})
 }
