@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,5 +170,105 @@ func TestCompromisedEngineAgainstRealActuator(t *testing.T) {
 	b, err := os.ReadFile(consumers)
 	if err != nil || !strings.Contains(string(b), "nameserver 127.0.0.53\n") || strings.Contains(string(b), "192.0.2.66") {
 		t.Errorf("resolv.conf: %v\n%s", err, b)
+	}
+}
+
+// dnsperf runs dnsperf from the client's namespace against the stub with
+// the queries of file, each once, and returns how many were sent and
+// lost.
+func dnsperf(t *testing.T, n *testnet.Net, stub netip.Addr, file string, args ...string) (sent, lost int, out []byte) {
+	t.Helper()
+	// dnsperf's own buffers large: a loss is the stub's.
+	out, err := n.Run(t, n.Client, "dnsperf", append([]string{"-s", stub.String(), "-d", file, "-n", "1", "-t", "3", "-b", "4096"}, args...)...)
+	if err != nil {
+		t.Fatalf("dnsperf: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "Queries sent:"); ok {
+			fmt.Sscan(v, &sent)
+		}
+		if v, ok := strings.CutPrefix(line, "Queries lost:"); ok {
+			fmt.Sscan(v, &lost)
+		}
+	}
+	if sent == 0 {
+		t.Fatalf("dnsperf sent nothing:\n%s", out)
+	}
+	return sent, lost, out
+}
+
+// TestFloodOfUniqueNames: a flood of 20,000 names never asked before
+// (each a negative answer the cache may keep) while clients keep asking
+// a few cached names: the cache stays within its bound of 1,000 entries,
+// the engine's memory within 32 MiB, and no answer is lost, to the flood
+// or to the cached names.
+func TestFloodOfUniqueNames(t *testing.T) {
+	testnet.RequireRoot(t)
+	testnet.RequireTools(t, "dnsperf")
+	n := testnet.NewNet(t)
+	stub := n.AddClientAddress(t).Addr()
+	n.StartUnbound(t, []string{
+		"example.test. 3600 IN SOA ns.example.test. host.example.test. 1 7200 900 1209600 60",
+		"www.example.test. 300 IN A 192.0.2.80",
+		"mail.example.test. 300 IN A 192.0.2.25",
+	})
+	dir := publicDir(t)
+	conf := filepath.Join(dir, "dns.yaml")
+	const entries = 1000
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: [%s]\nupstreams: [%s]\nhosts_file: none\nresolv_conf: none\nupstreams_file: none\ncache_entries: %d\n",
+		stub, n.ServerAddr.Addr(), entries)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(dir, "run")
+	d := n.Start(t, n.Client, binary(t), "-f", conf, "--run-dir", run)
+	if !d.WaitLog("msg=upstreams daemon=dyad-dns proc=engine", 10*time.Second) {
+		t.Fatalf("no engine\n%s", d.Output())
+	}
+	var flood, hot strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&flood, "u%d.example.test A\n", i)
+	}
+	for range 2000 {
+		hot.WriteString("www.example.test A\nmail.example.test A\n")
+	}
+	floodFile, hotFile := filepath.Join(dir, "flood"), filepath.Join(dir, "hot")
+	os.WriteFile(floodFile, []byte(flood.String()), 0o644)
+	os.WriteFile(hotFile, []byte(hot.String()), 0o644)
+	if r := kdig(t, n, stub, "www.example.test.", "A"); len(r.AnswerRRs) != 1 {
+		t.Fatalf("www: %+v", r)
+	}
+
+	var wg sync.WaitGroup
+	var hotSent, hotLost int
+	var hotOut []byte
+	wg.Add(1)
+	go func() { defer wg.Done(); hotSent, hotLost, hotOut = dnsperf(t, n, stub, hotFile, "-Q", "2000") }()
+	sent, lost, out := dnsperf(t, n, stub, floodFile, "-c", "4", "-q", "200")
+	wg.Wait()
+	if lost != 0 || hotLost != 0 {
+		t.Errorf("lost %d of %d flooding queries and %d of %d to cached names\n%s\n%s", lost, sent, hotLost, hotSent, out, hotOut)
+	}
+	if snmp, err := n.Run(t, n.Client, "cat", "/proc/net/snmp"); err == nil {
+		for _, line := range strings.Split(string(snmp), "\n") {
+			if strings.HasPrefix(line, "Udp:") {
+				t.Log(line)
+			}
+		}
+	}
+	st := status(t, run)
+	engine := testnet.StageProcs(t, "dyad-dns", d.Pid())["engine"]
+	rss := testnet.ProcStatus(engine)["VmRSS"]
+	var kb int
+	fmt.Sscan(rss, &kb)
+	t.Logf("after %d unique names: %d entries, %d bytes in the cache; engine RSS %d KiB; %d hits, %d misses", sent, st.Cache.Entries, st.Cache.Bytes, kb, st.Stats["hits"], st.Stats["misses"])
+	if st.Cache.Entries > entries || st.Cache.Entries < entries/2 {
+		t.Errorf("%d entries in a cache bounded to %d", st.Cache.Entries, entries)
+	}
+	if kb == 0 || kb > 32<<10 {
+		t.Errorf("engine RSS %q, want within 32 MiB", rss)
+	}
+	if st.Stats["hits"] < uint64(hotSent)/2 {
+		t.Errorf("%d hits for %d queries of cached names: the flood pushed them out", st.Stats["hits"], hotSent)
 	}
 }

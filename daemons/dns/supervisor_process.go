@@ -58,6 +58,10 @@ func supervise(cfg *Config, args []string) int {
 	return s.Run()
 }
 
+// udpReceiveBuffer is the receive buffer the stub asks for on its UDP
+// sockets.
+const udpReceiveBuffer = 4 << 20
+
 // openListeners opens, for each listen address, a UDP socket and a
 // listening TCP socket: the UDP ones first, then the TCP ones, in order.
 func openListeners(cfg *Config) ([]*os.File, error) {
@@ -72,6 +76,17 @@ func openListeners(cfg *Config) ([]*os.File, error) {
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("listen on %s: %w", a, err)
+		}
+		// Room for the bursts of a node's clients while the engine is
+		// busy (a collection, an upstream's slow answer): the kernel's
+		// default drops them. FORCE goes past rmem_max where the
+		// supervisor may (CAP_NET_ADMIN); otherwise rmem_max bounds it.
+		if rc, err := u.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) {
+				if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, udpReceiveBuffer) != nil {
+					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, udpReceiveBuffer)
+				}
+			})
 		}
 		uf, err := u.File()
 		u.Close()
