@@ -50,7 +50,7 @@ run: deps build
 # LinuxKit image booted in QEMU with dyad's DHCP image and with udhcpc
 # (bench/RESULTS-vm.md).
 bench: deps build
-	DYAD_BENCH=1 DYAD_BENCH_CMD='make bench' $(GO) test -count=1 -timeout 60m -run '^TestBench(DHCP|VM|NTP)$$' -v ./bench/
+	DYAD_BENCH=1 DYAD_BENCH_CMD='make bench' $(GO) test -count=1 -timeout 60m -run '^TestBench(DHCP|VM|NTP|DNS)$$' -v ./bench/
 
 # Every fuzz target of fuzz/ with go test -fuzz, 10 s each (CI runs it);
 # fuzz-long for a campaign: make fuzz-long DURATION=2h (a target), or

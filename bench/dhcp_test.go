@@ -28,7 +28,7 @@ const (
 	// `make bench` sets it.
 	envCmd = "DYAD_BENCH_CMD"
 	// goTestCmd is what `make bench` runs.
-	goTestCmd = `DYAD_BENCH=1 go test -count=1 -timeout 60m -run '^TestBench(DHCP|VM|NTP)$' -v ./bench/`
+	goTestCmd = `DYAD_BENCH=1 go test -count=1 -timeout 60m -run '^TestBench(DHCP|VM|NTP|DNS)$' -v ./bench/`
 
 	defaultRuns = 20
 	minRuns     = 10

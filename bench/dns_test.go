@@ -1,0 +1,275 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dyad-project/dyad/internal/testnet"
+)
+
+// dnsForwarder is one caching forwarder under test, started in the
+// client's namespace on the stub address, port 53.
+type dnsForwarder struct {
+	name, shown string
+	argv        func(dir, stub, upstream string) ([]string, error)
+}
+
+func dnsForwarders(dyad string) []dnsForwarder {
+	return []dnsForwarder{
+		{"dyad-dns", "dyad-dns -f dns.yaml (cache_entries: 20000)", func(dir, stub, up string) ([]string, error) {
+			conf := filepath.Join(dir, "dns.yaml")
+			body := fmt.Sprintf("listen: [%s]\nupstreams: [%s]\nhosts_file: none\nresolv_conf: none\nupstreams_file: none\ncache_entries: 20000\n", stub, up)
+			return []string{dyad, "-f", conf, "--run-dir", filepath.Join(dir, "run")}, os.WriteFile(conf, []byte(body), 0o644)
+		}},
+		{"dnsmasq", "dnsmasq --no-resolv --server=UPSTREAM --cache-size=10000", func(dir, stub, up string) ([]string, error) {
+			return []string{"dnsmasq", "--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+				"--server=" + up, "--cache-size=10000", "--bind-interfaces", "--listen-address=" + stub, "--except-interface=lo",
+				"--port=53", "--user=root", "--group=root", "--pid-file=" + filepath.Join(dir, "dnsmasq.pid")}, nil
+		}},
+		{"unbound", "unbound, forward-zone \".\" to UPSTREAM, 1 thread", func(dir, stub, up string) ([]string, error) {
+			conf := filepath.Join(dir, "unbound.conf")
+			body := strings.Join([]string{"server:", "  interface: " + stub, "  port: 53", "  do-daemonize: no", `  chroot: ""`, `  username: ""`,
+				"  directory: " + dir, "  pidfile: " + filepath.Join(dir, "unbound.pid"), "  use-syslog: no", "  num-threads: 1", "  do-ip6: no",
+				"  access-control: 0.0.0.0/0 allow", `  local-zone: "test." nodefault`,
+				"forward-zone:", `  name: "."`, "  forward-addr: " + up, "remote-control:", "  control-enable: no"}, "\n") + "\n"
+			return []string{"unbound", "-d", "-c", conf}, os.WriteFile(conf, []byte(body), 0o644)
+		}},
+	}
+}
+
+// dnsResult is what was measured of one forwarder.
+type dnsResult struct {
+	warmQPS, coldQPS float64
+	cpuPerAnswer     time.Duration // warm
+	lat              latencies     // at a fixed rate, warm
+	mem              memSample     // with 10,000 names cached
+}
+
+type latencies struct{ avg, p50, p99, p999 time.Duration }
+
+// TestBenchDNS measures dyad-dns, dnsmasq and unbound as caching
+// forwarders in front of the same upstream (unbound answering every name
+// of example.test.), one after the other, each pinned to CPU 1 and dnsperf
+// to CPU 0: warm (1000 names cached) queries a second and the forwarder's
+// CPU time per answer, latency at 20,000 queries a second, cold (a stream
+// of names never asked) queries a second, and RSS with 10,000 names
+// cached. Without DYAD_BENCH=1 it is a smoke test: a second a measure.
+func TestBenchDNS(t *testing.T) {
+	testnet.RequireIsolated(t)
+	testnet.RequireTools(t, "unbound", "dnsmasq", "dnsperf", "taskset", "kdig")
+	full := os.Getenv(envBench) == "1"
+	dur := 1
+	if full {
+		dur = 10
+	}
+	dyad := binary(t, "dyad-dns", "github.com/dyad-project/dyad/daemons/dns/cmd/dyad-dns")
+	n := testnet.NewNet(t)
+	stub := n.AddClientAddress(t).Addr().String()
+	upstream := n.ServerAddr.Addr().String()
+	startRedirectUpstream(t, n)
+
+	dir, err := os.MkdirTemp("", "dyad-bench-dns-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	warm := queryFile(t, dir, "warm", "w", 1000)
+	primed := queryFile(t, dir, "ten-thousand", "m", 10000)
+	cold := queryFile(t, dir, "cold", "c", 200000*dur)
+
+	forwarders := dnsForwarders(dyad)
+	results := map[string]dnsResult{}
+	for _, f := range forwarders {
+		fdir := filepath.Join(dir, f.name)
+		os.MkdirAll(fdir, 0o755)
+		argv, err := f.argv(fdir, stub, upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := n.Start(t, n.Client, "taskset", append([]string{"-c", "1"}, argv...)...)
+		if !testnet.WaitFor(10*time.Second, func() bool {
+			out, err := n.Run(t, n.Client, "kdig", "+short", "+time=1", "+retry=0", "@"+stub, "ready.example.test.", "A")
+			return err == nil && strings.TrimSpace(string(out)) == "192.0.2.1"
+		}) {
+			t.Fatalf("%s does not answer:\n%s", f.name, p.Output())
+		}
+		var r dnsResult
+		dnsperfRun(t, n, stub, warm, "-n", "1") // the cache primed
+		cpu0 := treeCPU(t, p.Pid())
+		res := dnsperfRun(t, n, stub, warm, "-l", strconv.Itoa(dur), "-c", "4", "-q", "200")
+		cpu := treeCPU(t, p.Pid()) - cpu0
+		r.warmQPS = res.qps
+		if res.completed > 0 {
+			r.cpuPerAnswer = cpu / time.Duration(res.completed)
+		}
+		r.lat = dnsperfLatency(t, n, stub, warm, dur)
+		res = dnsperfRun(t, n, stub, cold, "-l", strconv.Itoa(dur), "-c", "4", "-q", "500")
+		r.coldQPS = res.qps
+		dnsperfRun(t, n, stub, primed, "-n", "1", "-q", "200")
+		if r.mem, err = treeMemory(p.Pid()); err != nil {
+			t.Fatal(err)
+		}
+		p.Stop()
+		results[f.name] = r
+		t.Logf("%s: %+v", f.name, r)
+	}
+	report := renderDNS(full, dur, dyad, forwarders, results)
+	fmt.Print(report)
+	if full {
+		if err := os.WriteFile("RESULTS-dns.md", []byte(report), 0o644); err != nil {
+			t.Errorf("writing RESULTS-dns.md: %v", err)
+		}
+	}
+}
+
+// startRedirectUpstream runs unbound in the server's namespace answering
+// every name under example.test. with 192.0.2.1, TTL 3600.
+func startRedirectUpstream(t *testing.T, n *testnet.Net) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dyad-bench-upstream-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	conf := filepath.Join(dir, "unbound.conf")
+	body := strings.Join([]string{"server:", "  interface: " + n.ServerAddr.Addr().String(), "  port: 53", "  do-daemonize: no", `  chroot: ""`, `  username: ""`,
+		"  directory: " + dir, "  pidfile: " + filepath.Join(dir, "unbound.pid"), "  use-syslog: no", "  do-ip6: no", "  access-control: 0.0.0.0/0 allow",
+		`  module-config: "iterator"`, `  local-zone: "test." nodefault`, `  local-zone: "example.test." redirect`,
+		`  local-data: "example.test. 3600 IN A 192.0.2.1"`, `  local-zone: "." refuse`, "remote-control:", "  control-enable: no"}, "\n") + "\n"
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.Start(t, n.Server, "taskset", "-c", "0", "unbound", "-d", "-c", conf)
+}
+
+// queryFile writes count queries for A records of distinct names.
+func queryFile(t *testing.T, dir, name, prefix string, count int) string {
+	t.Helper()
+	var b bytes.Buffer
+	for i := range count {
+		fmt.Fprintf(&b, "%s%d.example.test A\n", prefix, i)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type dnsperfResult struct {
+	completed, lost int
+	qps             float64
+}
+
+// dnsperfRun runs dnsperf on CPU 0 in the client's namespace.
+func dnsperfRun(t *testing.T, n *testnet.Net, stub, file string, args ...string) dnsperfResult {
+	t.Helper()
+	out, err := n.Run(t, n.Client, "taskset", append([]string{"-c", "0", "dnsperf", "-s", stub, "-d", file, "-t", "2", "-b", "4096"}, args...)...)
+	if err != nil {
+		t.Fatalf("dnsperf: %v\n%s", err, out)
+	}
+	var r dnsperfResult
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "Queries completed:"); ok {
+			fmt.Sscan(v, &r.completed)
+		}
+		if v, ok := strings.CutPrefix(line, "Queries lost:"); ok {
+			fmt.Sscan(v, &r.lost)
+		}
+		if v, ok := strings.CutPrefix(line, "Queries per second:"); ok {
+			fmt.Sscan(v, &r.qps)
+		}
+	}
+	if r.completed == 0 {
+		t.Fatalf("dnsperf completed nothing:\n%s", out)
+	}
+	return r
+}
+
+// dnsperfLatency runs dnsperf at 20,000 queries a second, reporting each
+// query (-v), and reads the latencies.
+func dnsperfLatency(t *testing.T, n *testnet.Net, stub, file string, dur int) latencies {
+	t.Helper()
+	out, err := n.Run(t, n.Client, "taskset", "-c", "0", "dnsperf", "-s", stub, "-d", file, "-t", "2", "-b", "4096", "-Q", "20000", "-l", strconv.Itoa(dur), "-v")
+	if err != nil {
+		t.Fatalf("dnsperf: %v", err)
+	}
+	// "> NOERROR w1.example.test A 0.000123"
+	var ds []time.Duration
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 5 && f[0] == ">" {
+			if v, err := strconv.ParseFloat(f[4], 64); err == nil {
+				ds = append(ds, time.Duration(v*1e9))
+			}
+		}
+	}
+	if len(ds) == 0 {
+		t.Fatalf("no latencies in dnsperf -v's output:\n%.2000s", out)
+	}
+	slices.Sort(ds)
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	q := func(f float64) time.Duration { return ds[min(len(ds)-1, int(f*float64(len(ds))))] }
+	return latencies{avg: sum / time.Duration(len(ds)), p50: q(0.5), p99: q(0.99), p999: q(0.999)}
+}
+
+// treeCPU is the user and system time of root's process tree.
+func treeCPU(t *testing.T, root int) time.Duration {
+	t.Helper()
+	ps, err := procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ticks int64
+	for _, pid := range tree(ps, root) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		// After the command: state is 0, utime 11, stime 12.
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+func renderDNS(full bool, dur int, dyad string, fs []dnsForwarder, rs map[string]dnsResult) string {
+	var b strings.Builder
+	if c := os.Getenv(envCmd); full && c != "" {
+		fmt.Fprintf(&b, "Command: `%s` (that is, `%s`)\n\n", c, goTestCmd)
+	} else if full {
+		fmt.Fprintf(&b, "Command: `%s`\n\n", goTestCmd)
+	} else {
+		b.WriteString("Command: `go test -run TestBenchDNS ./bench/` (smoke run: a second a measure; `make bench` for figures)\n\n")
+	}
+	b.WriteString("# Caching DNS forwarders in front of the same upstream\n\n")
+	fmt.Fprintf(&b, "- %s, %d CPUs, %s; dyad-dns: %s%s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), dyad, binaryNote(dyad))
+	fmt.Fprintf(&b, "- The upstream: unbound answering every name of example.test. (a redirect zone), in a namespace of its own, over a veth pair. Each forwarder in turn, pinned to CPU 1; dnsperf pinned to CPU 0. Warm: 1000 names, cached first, %d s at up to 200 queries outstanding, 4 clients. CPU per answer: the forwarder's user and system time (all its processes) over the answers. Latency: warm, at 20,000 queries a second, %d s, each query's (dnsperf -v). Cold: names never asked, %d s, 500 outstanding. RSS: with 10,000 names cached, summed over the forwarder's processes.\n\n", dur, dur, dur)
+	d := rs["dyad-dns"]
+	b.WriteString("| forwarder | command | warm qps | CPU per answer | CPU / dyad-dns's | avg | p50 | p99 | p99.9 | cold qps | cold / dyad-dns's | RSS MiB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, f := range fs {
+		r := rs[f.name]
+		fmt.Fprintf(&b, "| %s | `%s` | %.0f | %.2f µs | %.2f | %s | %s | %s | %s | %.0f | %.2f | %.1f |\n", f.name, f.shown, r.warmQPS, us(r.cpuPerAnswer),
+			float64(r.cpuPerAnswer)/float64(d.cpuPerAnswer), ms3(r.lat.avg), ms3(r.lat.p50), ms3(r.lat.p99), ms3(r.lat.p999), r.coldQPS, r.coldQPS/d.coldQPS, mib(r.mem.rss))
+	}
+	return b.String()
+}
+
+// ms3 is a latency in milliseconds, to the microsecond.
+func ms3(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
