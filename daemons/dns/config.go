@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dyad-project/dyad/privsep"
 	"github.com/dyad-project/dyad/sdk"
 )
 
@@ -193,8 +194,8 @@ func (c *Config) finish() error {
 		return fmt.Errorf("config: local_records: %w", err)
 	}
 	for _, d := range c.Search {
-		if _, err := domainWire(d); err != nil {
-			return fmt.Errorf("config: search %q: %w", d, err)
+		if err := privsep.CheckDomainName(d); err != nil {
+			return fmt.Errorf("config: search: %w", err)
 		}
 	}
 	switch {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/dyad-project/dyad/privsep"
 )
 
 // Local records: /etc/hosts and the configuration's static records,
@@ -157,8 +159,8 @@ func ReadHosts(path string) ([]HostsEntry, error) {
 			return nil, fmt.Errorf("dns: %s:%d: an address with no name", path, n)
 		}
 		for _, name := range fields[1:] {
-			if _, ok := mdns.IsDomainName(name); !ok || strings.ContainsAny(name, `\"();@$`) {
-				return nil, fmt.Errorf("dns: %s:%d: %q is not a host name", path, n, name)
+			if err := privsep.CheckDomainName(name); err != nil {
+				return nil, fmt.Errorf("dns: %s:%d: %w", path, n, err)
 			}
 		}
 		entries = append(entries, HostsEntry{Addr: addr.Unmap().WithZone(""), Names: fields[1:]})
@@ -206,9 +208,11 @@ func ReadResolvConf(path string) (ResolvConf, error) {
 			}
 			rc.Nameservers = append(rc.Nameservers, a.Unmap())
 		case "search", "domain":
+			// A DHCP server's words: held to what the actuator will
+			// write into the consumers' resolv.conf.
 			for _, d := range fields[1:] {
-				if _, ok := mdns.IsDomainName(d); !ok {
-					return ResolvConf{}, fmt.Errorf("dns: %s:%d: %s %q: not a domain name", path, n, fields[0], d)
+				if err := privsep.CheckDomainName(d); err != nil {
+					return ResolvConf{}, fmt.Errorf("dns: %s:%d: %s: %w", path, n, fields[0], err)
 				}
 			}
 			rc.Search = fields[1:] // the last one counts, as for the C library

@@ -91,7 +91,11 @@ func TestReadResolvConf(t *testing.T) {
 	if got := fmt.Sprint(rc.Nameservers, rc.Search); got != "[192.0.2.53 2001:db8::53] [a.lan b.lan]" {
 		t.Errorf("read %s", got)
 	}
-	for _, text := range []string{"nameserver\n", "nameserver 0.0.0.0\n", "nameserver 224.0.0.1\n", "nameserver example.com\n", "frobnicate yes\n"} {
+	for _, text := range []string{"nameserver\n", "nameserver 0.0.0.0\n", "nameserver 224.0.0.1\n", "nameserver example.com\n", "frobnicate yes\n",
+		// Found by FuzzDNSFiles under libFuzzer: miekg/dns's IsDomainName
+		// took it; a route, and the actuator, would not.
+		"search a\xd2\x93\x9e\x91\xd7\x9d\x05\xf7\xf7\xf7\xf7\xf7\xf7\xf7\xf7\xf7\xf7\xf7\xf7\xf7\xf7\xf7\x00\x00\x00\xd1s%rver\n",
+		"search " + strings.Repeat("a", 64) + ".lan\n"} {
 		if _, err := ReadResolvConf(writeFile(t, text)); err == nil || !strings.Contains(err.Error(), ":1:") {
 			t.Errorf("%q: %v, want an error naming line 1", text, err)
 		}
