@@ -23,7 +23,7 @@ type dnsForwarder struct {
 	argv        func(dir, stub, upstream string) ([]string, error)
 }
 
-func dnsForwarders(dyad string) []dnsForwarder {
+func dnsForwarders(t *testing.T, dyad string) []dnsForwarder {
 	return []dnsForwarder{
 		{"dyad-dns", "dyad-dns -f dns.yaml (cache_entries: 20000)", func(dir, stub, up string) ([]string, error) {
 			conf := filepath.Join(dir, "dns.yaml")
@@ -36,12 +36,9 @@ func dnsForwarders(dyad string) []dnsForwarder {
 				"--port=53", "--user=root", "--group=root", "--pid-file=" + filepath.Join(dir, "dnsmasq.pid")}, nil
 		}},
 		{"unbound", "unbound, forward-zone \".\" to UPSTREAM, 1 thread", func(dir, stub, up string) ([]string, error) {
-			conf := filepath.Join(dir, "unbound.conf")
-			body := strings.Join([]string{"server:", "  interface: " + stub, "  port: 53", "  do-daemonize: no", `  chroot: ""`, `  username: ""`,
-				"  directory: " + dir, "  pidfile: " + filepath.Join(dir, "unbound.pid"), "  use-syslog: no", "  num-threads: 1", "  do-ip6: no",
-				"  access-control: 0.0.0.0/0 allow", `  local-zone: "test." nodefault`,
-				"forward-zone:", `  name: "."`, "  forward-addr: " + up, "remote-control:", "  control-enable: no"}, "\n") + "\n"
-			return []string{"unbound", "-d", "-c", conf}, os.WriteFile(conf, []byte(body), 0o644)
+			conf := testnet.UnboundConf(t, stub, 53, []string{"num-threads: 1", `local-zone: "test." nodefault`},
+				"forward-zone:", `  name: "."`, "  forward-addr: "+up)
+			return []string{"unbound", "-d", "-c", conf}, nil
 		}},
 	}
 }
@@ -86,7 +83,7 @@ func TestBenchDNS(t *testing.T) {
 	primed := queryFile(t, dir, "ten-thousand", "m", 10000)
 	cold := queryFile(t, dir, "cold", "c", 200000*dur)
 
-	forwarders := dnsForwarders(dyad)
+	forwarders := dnsForwarders(t, dyad)
 	results := map[string]dnsResult{}
 	for _, f := range forwarders {
 		fdir := filepath.Join(dir, f.name)
@@ -135,19 +132,8 @@ func TestBenchDNS(t *testing.T) {
 // every name under example.test. with 192.0.2.1, TTL 3600.
 func startRedirectUpstream(t *testing.T, n *testnet.Net) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "dyad-bench-upstream-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	conf := filepath.Join(dir, "unbound.conf")
-	body := strings.Join([]string{"server:", "  interface: " + n.ServerAddr.Addr().String(), "  port: 53", "  do-daemonize: no", `  chroot: ""`, `  username: ""`,
-		"  directory: " + dir, "  pidfile: " + filepath.Join(dir, "unbound.pid"), "  use-syslog: no", "  do-ip6: no", "  access-control: 0.0.0.0/0 allow",
-		`  module-config: "iterator"`, `  local-zone: "test." nodefault`, `  local-zone: "example.test." redirect`,
-		`  local-data: "example.test. 3600 IN A 192.0.2.1"`, `  local-zone: "." refuse`, "remote-control:", "  control-enable: no"}, "\n") + "\n"
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := testnet.UnboundConf(t, n.ServerAddr.Addr().String(), 53, []string{`module-config: "iterator"`, `local-zone: "test." nodefault`,
+		`local-zone: "example.test." redirect`, `local-data: "example.test. 3600 IN A 192.0.2.1"`, `local-zone: "." refuse`})
 	n.Start(t, n.Server, "taskset", "-c", "0", "unbound", "-d", "-c", conf)
 }
 

@@ -1,9 +1,7 @@
 package examples
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,16 +31,9 @@ func TestDnsExample(t *testing.T) {
 // and refusing every other name; the test's cleanup stops it.
 func startHostUnbound(t *testing.T) {
 	t.Helper()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "unbound.conf")
-	body := strings.Join([]string{"server:", "  interface: 127.0.0.1", "  port: 5353", "  do-daemonize: no", `  chroot: ""`, `  username: ""`,
-		"  directory: " + dir, "  pidfile: " + filepath.Join(dir, "unbound.pid"), "  use-syslog: no", "  do-ip6: no",
-		"  access-control: 127.0.0.0/8 allow", `  module-config: "iterator"`, `  local-zone: "test." nodefault`,
-		`  local-zone: "example.test." static`, `  local-data: "example.test. 3600 IN SOA ns.example.test. host.example.test. 1 7200 900 1209600 60"`,
-		`  local-data: "www.example.test. 300 IN A 192.0.2.80"`, `  local-zone: "." refuse`, "remote-control:", "  control-enable: no"}, "\n") + "\n"
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	conf := testnet.UnboundConf(t, "127.0.0.1", 5353, []string{`module-config: "iterator"`, `local-zone: "test." nodefault`,
+		`local-zone: "example.test." static`, `local-data: "example.test. 3600 IN SOA ns.example.test. host.example.test. 1 7200 900 1209600 60"`,
+		`local-data: "www.example.test. 300 IN A 192.0.2.80"`, `local-zone: "." refuse`})
 	p := testnet.StartCommand(t, exec.Command("unbound", "-d", "-c", conf))
 	if !testnet.WaitFor(10*time.Second, func() bool {
 		out, err := exec.Command("kdig", "+short", "+time=1", "+retry=0", "-p", "5353", "@127.0.0.1", "www.example.test.", "A").CombinedOutput()

@@ -3,6 +3,7 @@ package testnet
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,43 +17,47 @@ import (
 func (n *Net) StartUnbound(t testing.TB, records []string) *Proc {
 	t.Helper()
 	RequireTools(t, "unbound", "kdig")
-	dir := t.TempDir()
-	conf := []string{
-		"server:",
-		"  interface: " + n.ServerAddr.Addr().String(),
-		"  port: 53",
-		"  do-daemonize: no",
-		`  chroot: ""`,
-		`  username: ""`,
-		"  directory: " + dir,
-		"  pidfile: " + filepath.Join(dir, "unbound.pid"),
-		"  use-syslog: no",
-		"  verbosity: 1",
-		"  do-ip6: no",
-		"  access-control: 0.0.0.0/0 allow",
-		`  module-config: "iterator"`,
-		// unbound refuses .test names unless told otherwise.
-		`  local-zone: "test." nodefault`,
-		`  local-zone: "example.test." static`,
-		`  local-zone: "." refuse`,
+	lines := []string{
+		`module-config: "iterator"`,
+		`local-zone: "test." nodefault`, // unbound refuses .test names unless told otherwise
+		`local-zone: "example.test." static`,
+		`local-zone: "." refuse`,
 	}
 	for _, r := range records {
 		if strings.Contains(r, "'") {
 			t.Fatalf("testnet: record %q: unbound's local-data is single-quoted", r)
 		}
-		conf = append(conf, "  local-data: '"+r+"'")
+		lines = append(lines, "local-data: '"+r+"'")
 	}
-	conf = append(conf, "remote-control:", "  control-enable: no")
-	path := filepath.Join(dir, "unbound.conf")
-	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := UnboundConf(t, n.ServerAddr.Addr().String(), 53, lines)
 	if out, err := run(t.Context(), "unbound-checkconf", path); err != nil {
 		t.Fatalf("testnet: unbound's configuration: %v\n%s", err, out)
 	}
 	p := n.Start(t, n.Server, "unbound", "-d", "-c", path)
 	n.waitDNS(t, p, "unbound")
 	return p
+}
+
+// UnboundConf writes the configuration of an unbound that serves on
+// addr:port in the foreground, as root, without chroot, syslog, IPv6 or
+// remote control, allowing every client: the server: clause with the
+// lines of server added (local zones and data...), then the clauses of
+// rest as they are (forward-zone:...). It returns its path.
+func UnboundConf(t testing.TB, addr string, port int, server []string, rest ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	conf := []string{"server:", "  interface: " + addr, "  port: " + strconv.Itoa(port), "  do-daemonize: no", `  chroot: ""`, `  username: ""`,
+		"  directory: " + dir, "  pidfile: " + filepath.Join(dir, "unbound.pid"), "  use-syslog: no", "  verbosity: 1", "  do-ip6: no",
+		"  access-control: 0.0.0.0/0 allow"}
+	for _, l := range server {
+		conf = append(conf, "  "+l)
+	}
+	conf = append(append(conf, rest...), "remote-control:", "  control-enable: no")
+	path := filepath.Join(dir, "unbound.conf")
+	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // StartDnsmasqDNS runs dnsmasq as a DNS server only (no DHCP) on the Net's
