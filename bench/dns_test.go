@@ -35,6 +35,11 @@ func dnsForwarders(t *testing.T, dyad string) []dnsForwarder {
 				"--server=" + up, "--cache-size=10000", "--bind-interfaces", "--listen-address=" + stub, "--except-interface=lo",
 				"--port=53", "--user=root", "--group=root", "--pid-file=" + filepath.Join(dir, "dnsmasq.pid")}, nil
 		}},
+		{"dnsmasq, default cache", "dnsmasq --no-resolv --server=UPSTREAM (cache-size 150)", func(dir, stub, up string) ([]string, error) {
+			return []string{"dnsmasq", "--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+				"--server=" + up, "--bind-interfaces", "--listen-address=" + stub, "--except-interface=lo",
+				"--port=53", "--user=root", "--group=root", "--pid-file=" + filepath.Join(dir, "dnsmasq.pid")}, nil
+		}},
 		{"unbound", "unbound, forward-zone \".\" to UPSTREAM, 1 thread", func(dir, stub, up string) ([]string, error) {
 			conf := testnet.UnboundConf(t, stub, 53, []string{"num-threads: 1", `local-zone: "test." nodefault`},
 				"forward-zone:", `  name: "."`, "  forward-addr: "+up)

@@ -228,7 +228,7 @@ func TestBuildBusyboxImages(t *testing.T) {
 		files   []string
 	}{
 		{"poweroff", []string{"sh", "sleep", "kill"}, []string{"poweroff.sh"}},
-		{"check", []string{"sh", "ip", "cat", "grep", "echo", "sleep", "ls", "test", "[", "pidof", "tr", "date"}, nil},
+		{"check", []string{"sh", "ip", "cat", "grep", "echo", "sleep", "ls", "test", "[", "pidof", "tr", "date", "nslookup"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := buildTwice(t, tc.name)
