@@ -304,6 +304,7 @@ func dnsConfigSeeds() [][2]string {
 		{"listen: [127.0.0.53, \"169.254.20.10:53\"]\nupstreams: [192.0.2.53, \"[2001:db8::53]:5353\"]\nroutes: {corp.example: [10.0.0.53]}\n", "-d"},
 		{"hosts_file: none\nlocal_records: [\"printer.lan. 300 IN A 192.168.1.9\"]\ncache_entries: 100\nmin_ttl: 5s\nmax_ttl: 1h\nserve_stale: 0s\n", "192.0.2.1"},
 		{"resolv_conf: none\nsearch: [lan, corp.example]\nprefetch_hits: 2\nmax_negative_ttl: 10m\n", "--listen 127.0.0.53,::1 --upstreams-file none 192.0.2.1"},
+		{"tls_upstreams: {192.0.2.53: dns.example, \"[2001:db8::53]:853\": dns6.example}\ntls_ca_file: /etc/ssl/certs/ca-certificates.crt\nupstreams_file: none\n", ""},
 	}
 	if conf, err := os.ReadFile("../images/dns/dns.yaml"); err == nil {
 		seeds = append(seeds, [2]string{string(conf), ""})

@@ -29,6 +29,11 @@ type Config struct {
 	UpstreamsFile string `yaml:"upstreams_file"`
 	// Routes send the names under a domain to upstreams of their own.
 	Routes map[string][]string `yaml:"routes"`
+	// TLSUpstreams are upstreams asked over TLS (RFC 7858): an address
+	// (port 853 unless given) and the name its certificate must carry,
+	// which chains to an authority of TLSCAFile (the system's by default).
+	TLSUpstreams map[string]string `yaml:"tls_upstreams"`
+	TLSCAFile    string            `yaml:"tls_ca_file"`
 	// HostsFile is answered locally ("none" for none); LocalRecords too,
 	// records in presentation form.
 	HostsFile    string   `yaml:"hosts_file"`
@@ -56,10 +61,18 @@ type Config struct {
 	AllowNoLandlock bool `yaml:"allow_no_landlock"`
 	Debug           bool `yaml:"debug"`
 
-	// Read from Listen, Upstreams and Routes by finish.
+	// Read from Listen, Upstreams, Routes and TLSUpstreams by finish.
 	listen    []netip.AddrPort
 	upstreams []netip.AddrPort
 	routes    []Route
+	tls       []TLSUpstream
+}
+
+// TLSUpstream is an upstream asked over TLS, and the name its certificate
+// must carry.
+type TLSUpstream struct {
+	Addr netip.AddrPort `cbor:"1,keyasint"`
+	Name string         `cbor:"2,keyasint"`
 }
 
 // Duration is a time.Duration the file writes as Go does.
@@ -72,6 +85,7 @@ const (
 	defaultUpstreamsFile = "/run/dyad/dhcp/resolv.conf"
 	defaultHostsFile     = "/etc/hosts"
 	defaultResolvConf    = "/etc/resolv.conf"
+	defaultTLSCAFile     = "/etc/ssl/certs/ca-certificates.crt"
 	// DefaultListen is systemd-resolved's stub address.
 	DefaultListen = "127.0.0.53:53"
 	// DefaultEngineID is the engine's uid and gid (the dns image's
@@ -175,6 +189,32 @@ func (c *Config) finish() error {
 	if c.upstreams, err = parseUpstreams("upstreams", c.Upstreams); err != nil {
 		return err
 	}
+	c.tls = nil
+	for s, name := range c.TLSUpstreams {
+		a, err := netip.ParseAddrPort(s)
+		if err != nil {
+			var addr netip.Addr
+			if addr, err = netip.ParseAddr(s); err == nil {
+				a = netip.AddrPortFrom(addr, 853)
+			}
+		}
+		if err != nil || a.Addr().Zone() != "" || a.Port() == 0 || a.Addr().IsUnspecified() || a.Addr().IsMulticast() {
+			return fmt.Errorf("config: tls_upstreams: %q: not an address, or an address and a port", s)
+		}
+		if err := privsep.CheckDomainName(name); err != nil {
+			return fmt.Errorf("config: tls_upstreams: %s: %w", a, err)
+		}
+		c.tls = append(c.tls, TLSUpstream{Addr: a, Name: name})
+		// A TLS upstream is an upstream: asked for every name unless
+		// routes say otherwise.
+		if !slices.Contains(c.upstreams, a) {
+			c.upstreams = append(c.upstreams, a)
+		}
+	}
+	slices.SortFunc(c.tls, func(a, b TLSUpstream) int { return a.Addr.Compare(b.Addr) })
+	if len(c.tls) > 0 && c.TLSCAFile == "" {
+		c.TLSCAFile = defaultTLSCAFile
+	}
 	if len(c.upstreams) == 0 && c.UpstreamsFile == "" {
 		return errors.New("config: no upstream: name some, or the DHCP client's resolv.conf (upstreams_file)")
 	}
@@ -214,7 +254,7 @@ func (c *Config) finish() error {
 	case "none":
 		c.EngineLauncher = ""
 	}
-	for _, p := range []string{c.RunDir, c.UpstreamsFile, c.HostsFile, c.ResolvConf, c.EngineLauncher} {
+	for _, p := range []string{c.RunDir, c.UpstreamsFile, c.HostsFile, c.ResolvConf, c.EngineLauncher, c.TLSCAFile} {
 		if p != "" && !strings.HasPrefix(p, "/") {
 			return fmt.Errorf("config: path %q must be absolute", p)
 		}
@@ -266,6 +306,8 @@ type EngineConfig struct {
 	Cache         CacheConfig      `cbor:"7,keyasint"`
 	WriteResolv   bool             `cbor:"8,keyasint"`
 	Search        []string         `cbor:"9,keyasint"`
+	TLS           []TLSUpstream    `cbor:"10,keyasint"`
+	TLSCAFile     string           `cbor:"11,keyasint"`
 }
 
 // Engine is the engine's part of the configuration.
@@ -285,6 +327,8 @@ func (c *Config) Engine() EngineConfig {
 			MaxNegativeTTL: time.Duration(c.MaxNegativeTTL), ServeStale: serveStale, PrefetchHits: prefetch},
 		WriteResolv: c.ResolvConf != "",
 		Search:      c.Search,
+		TLS:         c.tls,
+		TLSCAFile:   c.TLSCAFile,
 	}
 }
 

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,9 @@ func readableFiles(cfg *Config) []string {
 	}
 	if cfg.UpstreamsFile != "" {
 		r = append(r, filepath.Dir(cfg.UpstreamsFile))
+	}
+	if cfg.TLSCAFile != "" {
+		r = append(r, cfg.TLSCAFile)
 	}
 	return r
 }
@@ -189,7 +193,22 @@ type engineState struct {
 }
 
 func (e *engine) start() error {
-	fwd, err := NewForwarder(ForwarderConfig{})
+	fc := ForwarderConfig{}
+	if len(e.cfg.TLS) > 0 {
+		pem, err := os.ReadFile(e.cfg.TLSCAFile)
+		if err != nil {
+			return fmt.Errorf("the authorities of the TLS upstreams: %w", err)
+		}
+		fc.RootCAs = x509.NewCertPool()
+		if !fc.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s: no certificate", e.cfg.TLSCAFile)
+		}
+		fc.TLS = map[netip.AddrPort]string{}
+		for _, u := range e.cfg.TLS {
+			fc.TLS[u.Addr] = u.Name
+		}
+	}
+	fwd, err := NewForwarder(fc)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,6 +40,11 @@ type ForwarderConfig struct {
 	// Dial opens the connections to upstreams; nil is a net.Dialer's.
 	// (Tests give one that opens them in a network namespace.)
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// TLS names the upstreams asked over TLS (RFC 7858), each with the
+	// name its certificate must carry; RootCAs are the authorities that
+	// certificate must chain to (nil: the system's).
+	TLS     map[netip.AddrPort]string
+	RootCAs *x509.CertPool
 }
 
 // Defaults of the forwarder.
@@ -53,6 +60,8 @@ const (
 type Forwarder struct {
 	timeout time.Duration
 	dial    func(ctx context.Context, network, address string) (net.Conn, error)
+	tls     map[netip.AddrPort]string
+	roots   *x509.CertPool
 
 	mu     sync.Mutex
 	rnd    *rand.Rand
@@ -77,7 +86,12 @@ type upstream struct {
 func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	var seed [32]byte
 	crand.Read(seed[:])
-	f := &Forwarder{timeout: cfg.Timeout, dial: cfg.Dial, rnd: rand.New(rand.NewChaCha8(seed))}
+	f := &Forwarder{timeout: cfg.Timeout, dial: cfg.Dial, tls: cfg.TLS, roots: cfg.RootCAs, rnd: rand.New(rand.NewChaCha8(seed))}
+	for a, name := range cfg.TLS {
+		if _, err := domainWire(name); err != nil || name == "" {
+			return nil, fmt.Errorf("dns: upstream %s over TLS: name %q: not a domain name", a, name)
+		}
+	}
 	if f.dial == nil {
 		f.dial = new(net.Dialer).DialContext
 	}
@@ -267,9 +281,15 @@ func (f *Forwarder) exchangeWith(ctx context.Context, u *upstream, q *Query) ([]
 	id := uint16(f.rnd.Uint32())
 	f.mu.Unlock()
 	query := upstreamQuery(id, q)
-	reply, err := f.exchangeUDP(ctx, u.addr, query)
-	if err == nil && binary.BigEndian.Uint16(reply[2:])&flagTC != 0 {
-		reply, err = f.exchangeTCP(ctx, u.addr, query)
+	var reply []byte
+	var err error
+	if name, ok := f.tls[u.addr]; ok {
+		reply, err = f.exchangeStream(ctx, u.addr, query, name)
+	} else {
+		reply, err = f.exchangeUDP(ctx, u.addr, query)
+		if err == nil && binary.BigEndian.Uint16(reply[2:])&flagTC != 0 {
+			reply, err = f.exchangeStream(ctx, u.addr, query, "")
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -385,27 +405,39 @@ func (f *Forwarder) exchangeUDP(ctx context.Context, addr netip.AddrPort, query 
 	return nil, fmt.Errorf("64 replies, none to the query: %w", last)
 }
 
-// exchangeTCP asks again over TCP (RFC 7766), for a truncated answer.
-func (f *Forwarder) exchangeTCP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
-	conn, err := f.connect(ctx, "tcp", addr)
+// exchangeStream asks over TCP (RFC 7766), for a truncated answer, or
+// over TLS (RFC 7858) when tlsName names the certificate the upstream
+// must show.
+func (f *Forwarder) exchangeStream(ctx context.Context, addr netip.AddrPort, query []byte, tlsName string) ([]byte, error) {
+	proto := "tcp"
+	tcp, err := f.connect(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
+	defer tcp.Close()
+	var conn net.Conn = tcp
+	if tlsName != "" {
+		proto = "tls"
+		tc := tls.Client(tcp, &tls.Config{ServerName: tlsName, RootCAs: f.roots, MinVersion: tls.VersionTLS12})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		conn = tc
+	}
 	framed := binary.BigEndian.AppendUint16(nil, uint16(len(query)))
 	if _, err := conn.Write(append(framed, query...)); err != nil {
 		return nil, err
 	}
 	var size [2]byte
 	if _, err := io.ReadFull(conn, size[:]); err != nil {
-		return nil, fmt.Errorf("tcp: %w", err)
+		return nil, fmt.Errorf("%s: %w", proto, err)
 	}
 	reply := make([]byte, binary.BigEndian.Uint16(size[:]))
 	if _, err := io.ReadFull(conn, reply); err != nil {
-		return nil, fmt.Errorf("tcp: %w", err)
+		return nil, fmt.Errorf("%s: %w", proto, err)
 	}
 	if err := checkReply(query, reply); err != nil {
-		return nil, fmt.Errorf("tcp: the reply: %w", err)
+		return nil, fmt.Errorf("%s: the reply: %w", proto, err)
 	}
 	return reply, nil
 }
