@@ -31,14 +31,10 @@ func dnsForwarders(t *testing.T, dyad string) []dnsForwarder {
 			return []string{dyad, "-f", conf, "--run-dir", filepath.Join(dir, "run")}, os.WriteFile(conf, []byte(body), 0o644)
 		}},
 		{"dnsmasq", "dnsmasq --no-resolv --server=UPSTREAM --cache-size=10000", func(dir, stub, up string) ([]string, error) {
-			return []string{"dnsmasq", "--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-				"--server=" + up, "--cache-size=10000", "--bind-interfaces", "--listen-address=" + stub, "--except-interface=lo",
-				"--port=53", "--user=root", "--group=root", "--pid-file=" + filepath.Join(dir, "dnsmasq.pid")}, nil
+			return testnet.DnsmasqDNSArgs(dir, stub, "--server="+up, "--cache-size=10000"), nil
 		}},
 		{"dnsmasq, default cache", "dnsmasq --no-resolv --server=UPSTREAM (cache-size 150)", func(dir, stub, up string) ([]string, error) {
-			return []string{"dnsmasq", "--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-				"--server=" + up, "--bind-interfaces", "--listen-address=" + stub, "--except-interface=lo",
-				"--port=53", "--user=root", "--group=root", "--pid-file=" + filepath.Join(dir, "dnsmasq.pid")}, nil
+			return testnet.DnsmasqDNSArgs(dir, stub, "--server="+up), nil
 		}},
 		{"unbound", "unbound, forward-zone \".\" to UPSTREAM, 1 thread", func(dir, stub, up string) ([]string, error) {
 			conf := testnet.UnboundConf(t, stub, 53, []string{"num-threads: 1", `local-zone: "test." nodefault`},
@@ -109,13 +105,13 @@ func TestBenchDNS(t *testing.T) {
 		cpu0 := treeCPU(t, p.Pid())
 		res := dnsperfRun(t, n, stub, warm, "-l", strconv.Itoa(dur), "-c", "4", "-q", "200")
 		cpu := treeCPU(t, p.Pid()) - cpu0
-		r.warmQPS = res.qps
-		if res.completed > 0 {
-			r.cpuPerAnswer = cpu / time.Duration(res.completed)
+		r.warmQPS = res.QPS
+		if res.Completed > 0 {
+			r.cpuPerAnswer = cpu / time.Duration(res.Completed)
 		}
 		r.lat = dnsperfLatency(t, n, stub, warm, dur)
 		res = dnsperfRun(t, n, stub, cold, "-l", strconv.Itoa(dur), "-c", "4", "-q", "500")
-		r.coldQPS = res.qps
+		r.coldQPS = res.QPS
 		dnsperfRun(t, n, stub, primed, "-n", "1", "-q", "200")
 		if r.mem, err = treeMemory(p.Pid()); err != nil {
 			t.Fatal(err)
@@ -156,35 +152,18 @@ func queryFile(t *testing.T, dir, name, prefix string, count int) string {
 	return p
 }
 
-type dnsperfResult struct {
-	completed, lost int
-	qps             float64
-}
-
 // dnsperfRun runs dnsperf on CPU 0 in the client's namespace.
-func dnsperfRun(t *testing.T, n *testnet.Net, stub, file string, args ...string) dnsperfResult {
+func dnsperfRun(t *testing.T, n *testnet.Net, stub, file string, args ...string) testnet.DnsperfStats {
 	t.Helper()
 	out, err := n.Run(t, n.Client, "taskset", append([]string{"-c", "0", "dnsperf", "-s", stub, "-d", file, "-t", "2", "-b", "4096"}, args...)...)
 	if err != nil {
 		t.Fatalf("dnsperf: %v\n%s", err, out)
 	}
-	var r dnsperfResult
-	for _, line := range strings.Split(string(out), "\n") {
-		line = strings.TrimSpace(line)
-		if v, ok := strings.CutPrefix(line, "Queries completed:"); ok {
-			fmt.Sscan(v, &r.completed)
-		}
-		if v, ok := strings.CutPrefix(line, "Queries lost:"); ok {
-			fmt.Sscan(v, &r.lost)
-		}
-		if v, ok := strings.CutPrefix(line, "Queries per second:"); ok {
-			fmt.Sscan(v, &r.qps)
-		}
+	st, err := testnet.ParseDnsperf(out)
+	if err != nil || st.Completed == 0 {
+		t.Fatalf("dnsperf completed nothing: %v\n%s", err, out)
 	}
-	if r.completed == 0 {
-		t.Fatalf("dnsperf completed nothing:\n%s", out)
-	}
-	return r
+	return st
 }
 
 // dnsperfLatency runs dnsperf at 20,000 queries a second, reporting each

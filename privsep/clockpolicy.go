@@ -63,18 +63,58 @@ func (c ClockPolicy) withDefaults() ClockPolicy {
 type clockLedger struct {
 	set      bool
 	lastStep time.Time
-	steps    []pastStep // since the clock was set, the last hour's
+	steps    RecentSteps // since the clock was set
+}
+
+// StepWindow is the span over which steps after the first add up: within
+// it, together, they may not exceed the panic threshold, so that an
+// engine cannot walk the clock away a panic threshold a minute.
+const StepWindow = time.Hour
+
+// RecentSteps are the clock's steps of the last StepWindow, by size: the
+// actuator's ledger, and the engine's copy of it, kept so that it never
+// asks for a step the actuator must refuse.
+type RecentSteps struct {
+	steps []pastStep
 }
 
 type pastStep struct {
 	at  time.Time
-	abs int64
+	abs time.Duration
 }
 
-// stepWindow is the span over which steps after the first add up: within
-// it, together, they may not exceed the panic threshold, so that an
-// engine cannot walk the clock away a panic threshold a minute.
-const stepWindow = time.Hour
+// Sum is the size of the steps of the StepWindow before now, all together.
+func (r *RecentSteps) Sum(now time.Time) time.Duration {
+	var sum time.Duration
+	for _, s := range r.steps {
+		if now.Sub(s.at) < StepWindow {
+			sum += s.abs
+		}
+	}
+	return sum
+}
+
+// Add records a step of size abs at, forgetting those out of the window.
+func (r *RecentSteps) Add(at time.Time, abs time.Duration) {
+	r.steps = slices.DeleteFunc(r.steps, func(s pastStep) bool { return at.Sub(s.at) >= StepWindow })
+	r.steps = append(r.steps, pastStep{at, abs})
+}
+
+// Shift moves the steps' times by d, as a clock that was itself stepped
+// reads them.
+func (r *RecentSteps) Shift(d time.Duration) {
+	for i := range r.steps {
+		r.steps[i].at = r.steps[i].at.Add(d)
+	}
+}
+
+// DropLast forgets the last step when it was of size abs: one that was
+// recorded before the actuator refused it.
+func (r *RecentSteps) DropLast(abs time.Duration) {
+	if n := len(r.steps); n > 0 && r.steps[n-1].abs == abs {
+		r.steps = r.steps[:n-1]
+	}
+}
 
 // ClockSet reports whether the clock has been corrected through this guard.
 func (g *Guard) ClockSet() bool { return g.clock.set }
@@ -112,14 +152,8 @@ func (g *Guard) checkClock(m Message) error {
 		if since := now.Sub(g.clock.lastStep); !g.clock.lastStep.IsZero() && since < c.MinStepInterval {
 			return refuse("step %s after the last one: at most one every %s", since.Round(time.Millisecond), c.MinStepInterval)
 		}
-		total := abs(m.Offset)
-		for _, s := range g.clock.steps {
-			if now.Sub(s.at) < stepWindow {
-				total += s.abs
-			}
-		}
-		if total > int64(c.PanicThreshold) {
-			return refuse("step of %s: with the steps of the last %s, more than the panic threshold of %s", time.Duration(m.Offset), stepWindow, c.PanicThreshold)
+		if total := abs(m.Offset) + int64(g.clock.steps.Sum(now)); total > int64(c.PanicThreshold) {
+			return refuse("step of %s: with the steps of the last %s, more than the panic threshold of %s", time.Duration(m.Offset), StepWindow, c.PanicThreshold)
 		}
 	case *ClockStatus:
 		if m.Leap < 0 || m.Leap > 2 {
@@ -139,8 +173,7 @@ func (g *Guard) recordClock(m Message) {
 		g.clock.lastStep = now
 		if g.clock.set {
 			// Only steps after the first count against the window.
-			g.clock.steps = slices.DeleteFunc(g.clock.steps, func(s pastStep) bool { return now.Sub(s.at) >= stepWindow })
-			g.clock.steps = append(g.clock.steps, pastStep{now, abs(step.Offset)})
+			g.clock.steps.Add(now, time.Duration(abs(step.Offset)))
 		}
 	}
 	g.clock.set = true

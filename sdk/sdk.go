@@ -94,3 +94,20 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	*d = Duration(v)
 	return nil
 }
+
+// FileStamp tells a watched file's versions apart: its size and
+// modification time, "" when it does not exist, or why it cannot be
+// looked at. A daemon reads the file again when its stamp changes.
+func FileStamp(path string) string {
+	if path == "" {
+		return ""
+	}
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return ""
+	case err != nil:
+		return err.Error()
+	}
+	return fmt.Sprint(st.Size(), st.ModTime().UnixNano())
+}

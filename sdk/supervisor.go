@@ -475,3 +475,10 @@ func ConfineSupervisor(log *slog.Logger, withLauncher bool, keep []sandbox.Cap, 
 	log.Debug("confined")
 	return nil
 }
+
+// RestartCaps are what a supervisor keeps to restart its engine as
+// another user with nothing (and to stop it), when no engine-exec does
+// that for it.
+func RestartCaps() []sandbox.Cap {
+	return []sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/dyad-project/dyad/privsep"
 	"github.com/dyad-project/dyad/privsep/sandbox"
+	"github.com/dyad-project/dyad/sdk"
 )
 
 // The grant of dyad-dhcp: everything its actuator may do, and the
@@ -55,5 +56,5 @@ func supervisorCaps(c *Config) []sandbox.Cap {
 	if c.EngineLauncher != "" {
 		return nil
 	}
-	return []sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}
+	return sdk.RestartCaps()
 }

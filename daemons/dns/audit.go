@@ -3,9 +3,11 @@ package dns
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/dyad-project/dyad/privsep/sandbox"
+	"github.com/dyad-project/dyad/sdk"
 	"github.com/dyad-project/dyad/sdk/audit"
 )
 
@@ -28,13 +30,13 @@ func auditOf(cfg *Config, launcher string) *audit.Audit {
 	}
 	writable := "no file access at all"
 	if cfg.ResolvConf != "" {
-		writable = "writes only under " + dirOf(cfg.ResolvConf)
+		writable = "writes only under " + filepath.Dir(cfg.ResolvConf)
 	}
 	a := &audit.Audit{
 		Daemon: "dyad-dns",
 		Supervisor: audit.Process{
 			User:         "root",
-			Capabilities: sandbox.CapNames(supervisorCaps()),
+			Capabilities: sandbox.CapNames(sdk.RestartCaps()),
 			NoNewPrivs:   true,
 			Seccomp:      "the supervisor's: the Go runtime, waiting for and starting its children",
 			Landlock:     "none",

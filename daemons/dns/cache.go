@@ -380,9 +380,9 @@ func write(dst, stored []byte, ttls []ttlPatch, msg []byte, q *Query, age time.D
 	return dst
 }
 
-// Prefetched clears an entry's prefetch mark when the refresh failed, so
+// PrefetchFailed clears an entry's prefetch mark when the refresh failed, so
 // that a later hit tries again.
-func (c *Cache) Prefetched(key []byte) {
+func (c *Cache) PrefetchFailed(key []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[string(key)]; ok {

@@ -214,7 +214,7 @@ func TestCachePrefetchesPopularNamesOnce(t *testing.T) {
 	if want := []Hit{Fresh, FreshPrefetch, Fresh, Fresh}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("hits %v, want %v: one prefetch, near expiry, of a name asked twice", got, want)
 	}
-	c.Prefetched(key) // the refresh failed: the next hit asks again
+	c.PrefetchFailed(key) // the refresh failed: the next hit asks again
 	if _, hit := ask(t, c, "p.test.", mdns.TypeA, 98*time.Second, false); hit != FreshPrefetch {
 		t.Errorf("after a failed prefetch: %v, want FreshPrefetch", hit)
 	}

@@ -176,7 +176,7 @@ func (c *Config) finish() error {
 	}
 	c.listen = nil
 	for _, s := range c.Listen {
-		a, err := parseAddrPort(s)
+		a, err := parseAddrPort(s, 53)
 		if err != nil {
 			return fmt.Errorf("config: listen: %w", err)
 		}
@@ -191,15 +191,9 @@ func (c *Config) finish() error {
 	}
 	c.tls = nil
 	for s, name := range c.TLSUpstreams {
-		a, err := netip.ParseAddrPort(s)
+		a, err := parseUpstream(s, 853)
 		if err != nil {
-			var addr netip.Addr
-			if addr, err = netip.ParseAddr(s); err == nil {
-				a = netip.AddrPortFrom(addr, 853)
-			}
-		}
-		if err != nil || a.Addr().Zone() != "" || a.Port() == 0 || a.Addr().IsUnspecified() || a.Addr().IsMulticast() {
-			return fmt.Errorf("config: tls_upstreams: %q: not an address, or an address and a port", s)
+			return fmt.Errorf("config: tls_upstreams: %w", err)
 		}
 		if err := privsep.CheckDomainName(name); err != nil {
 			return fmt.Errorf("config: tls_upstreams: %s: %w", a, err)
@@ -262,10 +256,10 @@ func (c *Config) finish() error {
 	return nil
 }
 
-// parseAddrPort reads an address with or without a port (53).
-func parseAddrPort(s string) (netip.AddrPort, error) {
+// parseAddrPort reads an address with a port, or without one: port then.
+func parseAddrPort(s string, port uint16) (netip.AddrPort, error) {
 	if a, err := netip.ParseAddr(s); err == nil {
-		return netip.AddrPortFrom(a, 53), nil
+		return netip.AddrPortFrom(a, port), nil
 	}
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" {
@@ -274,16 +268,22 @@ func parseAddrPort(s string) (netip.AddrPort, error) {
 	return ap, nil
 }
 
+// parseUpstream reads an upstream's address, port as parseAddrPort.
+func parseUpstream(s string, port uint16) (netip.AddrPort, error) {
+	a, err := parseAddrPort(s, port)
+	if err == nil && (a.Addr().IsUnspecified() || a.Addr().IsMulticast()) {
+		err = fmt.Errorf("%s: not a unicast address", a)
+	}
+	return a, err
+}
+
 func parseUpstreams(where string, list []string) ([]netip.AddrPort, error) {
 	if len(list) > maxUpstreams {
 		return nil, fmt.Errorf("config: %s: %d upstreams, at most %d", where, len(list), maxUpstreams)
 	}
 	var out []netip.AddrPort
 	for _, s := range list {
-		a, err := parseAddrPort(s)
-		if err == nil && (a.Addr().IsUnspecified() || a.Addr().IsMulticast()) {
-			err = fmt.Errorf("%s: not a unicast address", a)
-		}
+		a, err := parseUpstream(s, 53)
 		if err != nil {
 			return nil, fmt.Errorf("config: %s: %w", where, err)
 		}

@@ -183,19 +183,11 @@ func dnsperf(t *testing.T, n *testnet.Net, stub netip.Addr, file string, args ..
 	if err != nil {
 		t.Fatalf("dnsperf: %v\n%s", err, out)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		line = strings.TrimSpace(line)
-		if v, ok := strings.CutPrefix(line, "Queries sent:"); ok {
-			fmt.Sscan(v, &sent)
-		}
-		if v, ok := strings.CutPrefix(line, "Queries lost:"); ok {
-			fmt.Sscan(v, &lost)
-		}
+	st, err := testnet.ParseDnsperf(out)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if sent == 0 {
-		t.Fatalf("dnsperf sent nothing:\n%s", out)
-	}
-	return sent, lost, out
+	return st.Sent, st.Lost, out
 }
 
 // TestFloodOfUniqueNames: a flood of 20,000 names never asked before

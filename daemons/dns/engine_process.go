@@ -55,8 +55,6 @@ func readableFiles(cfg *Config) []string {
 	return r
 }
 
-func dirOf(path string) string { return filepath.Dir(path) }
-
 func runEngine(args []string) int {
 	fs := flag.NewFlagSet("dyad-dns: engine", flag.ContinueOnError)
 	debug := fs.Bool("d", false, "")
@@ -236,13 +234,11 @@ func (e *engine) watch(ctx context.Context) {
 // changed, and points the consumers' resolv.conf at the stub when its
 // search list changed (or first).
 func (e *engine) reload(first bool) {
-	if p := e.cfg.HostsFile; p != "" || first {
-		if stamp := fileStamp(p); first || stamp != e.hostsStamp {
-			e.hostsStamp = stamp
-			e.loadLocal()
-		}
+	if stamp := sdk.FileStamp(e.cfg.HostsFile); first || stamp != e.hostsStamp {
+		e.hostsStamp = stamp
+		e.loadLocal()
 	}
-	if stamp := fileStamp(e.cfg.UpstreamsFile); first || stamp != e.upstreamsStamp {
+	if stamp := sdk.FileStamp(e.cfg.UpstreamsFile); first || stamp != e.upstreamsStamp {
 		e.upstreamsStamp = stamp
 		e.loadUpstreams()
 	}
@@ -423,17 +419,4 @@ func (e *engine) snapshot() any {
 		"refused": s.Refused.Load(), "dropped": s.Dropped.Load(),
 	}
 	return st
-}
-
-// fileStamp tells a file's versions apart: its size and modification
-// time, or why it cannot be read.
-func fileStamp(path string) string {
-	if path == "" {
-		return ""
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return err.Error()
-	}
-	return fmt.Sprint(st.Size(), st.ModTime().UnixNano())
 }

@@ -1,8 +1,6 @@
 package dns
 
 import (
-	"golang.org/x/sys/unix"
-
 	"github.com/dyad-project/dyad/privsep"
 	"github.com/dyad-project/dyad/privsep/sandbox"
 )
@@ -29,9 +27,3 @@ func Grant(cfg *Config) privsep.Policy {
 // actuatorCaps are the capabilities the actuator keeps: none. It writes
 // one file as root, the owner of the files it replaces.
 func actuatorCaps(*Config) []sandbox.Cap { return nil }
-
-// supervisorCaps are what the supervisor keeps to restart the engine as
-// another user with nothing, when no engine-exec does that for it.
-func supervisorCaps() []sandbox.Cap {
-	return []sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}
-}

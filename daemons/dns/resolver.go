@@ -69,33 +69,37 @@ const maxKey = 255 + 4
 // by the query's.
 func (r *Resolver) AnswerCached(dst, msg []byte, tcp bool) (out []byte, ok bool) {
 	r.stats.Queries.Add(1)
-	return r.answerCached(dst, msg, tcp)
+	out, _, ok = r.answerCached(dst, msg, tcp)
+	return out, ok
 }
 
-func (r *Resolver) answerCached(dst, msg []byte, tcp bool) (out []byte, ok bool) {
+// answerCached is AnswerCached, uncounted; on a miss it returns the query
+// it accepted, for the exchange.
+func (r *Resolver) answerCached(dst, msg []byte, tcp bool) (out []byte, q Query, ok bool) {
 	q, err := ParseQuery(msg)
 	if err != nil {
-		return r.refuse(dst, msg, &q, err), true
+		return r.refuse(dst, msg, &q, err), q, true
 	}
 	if out, ok := r.local.Load().Answer(dst, msg, &q, limit(&q, tcp)); ok {
 		r.stats.Local.Add(1)
-		return out, true
+		return out, q, true
 	}
 	var kb [maxKey]byte
 	key := q.Key(kb[:0])
 	out, hit := r.cache.Answer(dst, msg, &q, key, r.Now(), false, limit(&q, tcp))
 	switch hit {
 	case Miss:
-		return dst, false
+		return dst, q, false
 	case FreshPrefetch:
 		r.stats.Prefetches.Add(1)
 		// Copied now: msg is the caller's buffer, soon reused.
 		own := append([]byte(nil), msg...)
-		q.Name = own[headerLen : q.End-4]
-		go r.prefetch(q, string(key))
+		pq := q
+		pq.Name = own[headerLen : q.End-4]
+		go r.prefetch(pq, string(key))
 	}
 	r.stats.Hits.Add(1)
-	return out, true
+	return out, q, true
 }
 
 // Answer answers msg whatever it takes: the cache, an upstream, a stale
@@ -113,11 +117,11 @@ func (r *Resolver) AnswerMiss(ctx context.Context, dst, msg []byte, tcp bool) []
 }
 
 func (r *Resolver) answer(ctx context.Context, dst, msg []byte, tcp bool) []byte {
-	if out, ok := r.answerCached(dst, msg, tcp); ok {
+	out, q, ok := r.answerCached(dst, msg, tcp)
+	if ok {
 		return out
 	}
 	r.stats.Misses.Add(1)
-	q, _ := ParseQuery(msg) // AnswerCached accepted it
 	key := string(q.Key(nil))
 	p, err := r.resolve(ctx, key, &q)
 	if err == nil {
@@ -175,7 +179,7 @@ func (r *Resolver) resolve(ctx context.Context, key string, q *Query) (*Prepared
 // prefetch refreshes a popular entry before it expires.
 func (r *Resolver) prefetch(q Query, key string) {
 	if _, err := r.resolve(context.Background(), key, &q); err != nil {
-		r.cache.Prefetched([]byte(key))
+		r.cache.PrefetchFailed([]byte(key))
 	}
 }
 

@@ -52,7 +52,7 @@ func supervise(cfg *Config, args []string) int {
 		EngineGID:      cfg.EngineGID,
 		EngineLauncher: cfg.EngineLauncher,
 		Confine: func() error {
-			return sdk.ConfineSupervisor(log, cfg.EngineLauncher != "", supervisorCaps(), sandbox.UDPTCPClientSyscalls())
+			return sdk.ConfineSupervisor(log, cfg.EngineLauncher != "", sdk.RestartCaps(), sandbox.UDPTCPClientSyscalls())
 		},
 	}
 	return s.Run()
@@ -66,16 +66,16 @@ const udpReceiveBuffer = 4 << 20
 // listening TCP socket: the UDP ones first, then the TCP ones, in order.
 func openListeners(cfg *Config) ([]*os.File, error) {
 	var udp, tcp []*os.File
-	closeAll := func() {
+	fail := func(err error) ([]*os.File, error) {
 		for _, f := range append(udp, tcp...) {
 			f.Close()
 		}
+		return nil, err
 	}
 	for _, a := range cfg.listen {
 		u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(a))
 		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("listen on %s: %w", a, err)
+			return fail(fmt.Errorf("listen on %s: %w", a, err))
 		}
 		// Room for the bursts of a node's clients while the engine is
 		// busy (a collection, an upstream's slow answer): the kernel's
@@ -88,27 +88,33 @@ func openListeners(cfg *Config) ([]*os.File, error) {
 				}
 			})
 		}
-		uf, err := u.File()
-		u.Close()
+		uf, err := fileOf(u)
 		if err != nil {
-			closeAll()
-			return nil, err
+			return fail(err)
 		}
 		udp = append(udp, uf)
 		t, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(a))
 		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("listen on %s: %w", a, err)
+			return fail(fmt.Errorf("listen on %s: %w", a, err))
 		}
-		tf, err := t.File()
-		t.Close()
+		tf, err := fileOf(t)
 		if err != nil {
-			closeAll()
-			return nil, err
+			return fail(err)
 		}
 		tcp = append(tcp, tf)
 	}
 	return append(udp, tcp...), nil
+}
+
+// fileOf turns a socket into the file handed to the engine, and closes
+// the socket (the file is a duplicate).
+func fileOf(s interface {
+	File() (*os.File, error)
+	Close() error
+}) (*os.File, error) {
+	f, err := s.File()
+	s.Close()
+	return f, err
 }
 
 // engineArgs are the engine's command line: what it needs before the

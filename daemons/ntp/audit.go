@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/dyad-project/dyad/privsep/sandbox"
+	"github.com/dyad-project/dyad/sdk"
 	"github.com/dyad-project/dyad/sdk/audit"
 )
 
@@ -30,7 +31,7 @@ func auditOf(cfg *Config, launcher string) *audit.Audit {
 		Daemon: "dyad-ntp",
 		Supervisor: audit.Process{
 			User:         "root",
-			Capabilities: sandbox.CapNames(supervisorCaps()),
+			Capabilities: sandbox.CapNames(sdk.RestartCaps()),
 			NoNewPrivs:   true,
 			Seccomp:      "the supervisor's: the Go runtime, waiting for and starting its children",
 			Landlock:     "none",

@@ -2,7 +2,6 @@ package ntp
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/dyad-project/dyad/privsep"
@@ -22,7 +21,7 @@ type clockState struct {
 	lastSlew   time.Duration // the offset of the last slew
 	// steps are those since the clock was set, for the actuator's bound
 	// on their sum over an hour.
-	steps   []pastStep
+	steps   privsep.RecentSteps
 	last    Adjustment    // the latest decision
 	maxFreq int64         // the bound on freq
 	cfg     clockSettings // from the configuration
@@ -35,26 +34,6 @@ type clockSettings struct {
 func (c *clockState) init(cfg EngineConfig) {
 	c.maxFreq = privsep.DefaultMaxFrequencyPPM * privsep.FrequencyScale
 	c.cfg = clockSettings{step: cfg.StepThreshold, panic: cfg.PanicThreshold, maxInitial: cfg.MaxInitialStep}
-}
-
-type pastStep struct {
-	at  time.Time
-	abs time.Duration
-}
-
-// stepWindow and the panic threshold bound the steps after the first, all
-// together, as the actuator's policy does.
-const stepWindow = time.Hour
-
-// recentSteps is the sum of the steps of the last hour.
-func (c *clockState) recentSteps(now time.Time) time.Duration {
-	var sum time.Duration
-	for _, s := range c.steps {
-		if now.Sub(s.at) < stepWindow {
-			sum += s.abs
-		}
-	}
-	return sum
 }
 
 // Adjustment is a decision about the clock.
@@ -113,8 +92,8 @@ func (e *Engine) discipline(now time.Time, sel Selection) (step time.Duration) {
 	case c.set && absDuration(theta) > c.cfg.panic:
 		refuse(fmt.Sprintf("beyond the panic threshold of %s", c.cfg.panic))
 		return 0
-	case c.set && absDuration(theta) > c.cfg.step && c.recentSteps(now)+absDuration(theta) > c.cfg.panic:
-		refuse(fmt.Sprintf("with the steps of the last %s, beyond the panic threshold of %s", stepWindow, c.cfg.panic))
+	case c.set && absDuration(theta) > c.cfg.step && c.steps.Sum(now)+absDuration(theta) > c.cfg.panic:
+		refuse(fmt.Sprintf("with the steps of the last %s, beyond the panic threshold of %s", privsep.StepWindow, c.cfg.panic))
 		return 0
 	case absDuration(theta) > c.cfg.step && !c.lastStep.IsZero() && now.Sub(c.lastStep) < privsep.DefaultMinStepInterval:
 		// The actuator allows one step a minute: wait for the next round.
@@ -130,8 +109,7 @@ func (e *Engine) discipline(now time.Time, sel Selection) (step time.Duration) {
 		// In the clock's new time, the step happens now+theta.
 		c.lastStep = now.Add(theta)
 		if c.set {
-			c.steps = slices.DeleteFunc(c.steps, func(s pastStep) bool { return now.Sub(s.at) >= stepWindow })
-			c.steps = append(c.steps, pastStep{c.lastStep, absDuration(theta)})
+			c.steps.Add(c.lastStep, absDuration(theta))
 		}
 		step = theta
 	default:
@@ -204,9 +182,7 @@ func (e *Engine) shiftTimes(d time.Duration) {
 	shift(&e.roundAt)
 	shift(&e.started)
 	shift(&e.clock.lastStep)
-	for i := range e.clock.steps {
-		shift(&e.clock.steps[i].at)
-	}
+	e.clock.steps.Shift(d)
 	e.lastUsed = time.Time{}
 	for _, s := range e.sources {
 		shift(&s.skipUntil)
@@ -259,9 +235,7 @@ func (e *Engine) Applied(now time.Time, op privsep.Message, st *privsep.ClockSta
 				// The clock did not move: back to its time.
 				e.shiftTimes(-time.Duration(step.Offset))
 				c.lastStep = time.Time{}
-				if n := len(c.steps); n > 0 && c.steps[n-1].abs == absDuration(time.Duration(step.Offset)) {
-					c.steps = c.steps[:n-1]
-				}
+				c.steps.DropLast(absDuration(time.Duration(step.Offset)))
 			}
 			c.last = Adjustment{At: now, Kind: AdjustFailed, Offset: c.last.Offset, Reason: err.Error()}
 			e.log.Error("the actuator did not correct the clock", "op", string(op.Kind()), "err", err.Error())

@@ -482,22 +482,12 @@ func (d *driver) readDHCPServers() {
 	if path == "" || d.e == nil {
 		return
 	}
-	st, err := os.Stat(path)
-	stamp := ""
-	switch {
-	case err == nil:
-		stamp = fmt.Sprint(st.Size(), st.ModTime().UnixNano())
-	case !errors.Is(err, os.ErrNotExist):
-		stamp = err.Error()
-	}
+	stamp := sdk.FileStamp(path)
 	if stamp == d.dhcpStamp {
 		return
 	}
 	d.dhcpStamp = stamp
-	var addrs []netip.Addr
-	if err == nil {
-		addrs, err = readServerList(path)
-	}
+	addrs, err := readServerList(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		d.log.Warn("cannot read the DHCP client's NTP servers", "file", path, "err", err.Error())
 		return

@@ -35,9 +35,3 @@ func actuatorCaps(c *Config) []sandbox.Cap {
 	}
 	return []sandbox.Cap{unix.CAP_SYS_TIME}
 }
-
-// supervisorCaps are what the supervisor keeps to restart the engine as
-// another user with nothing, when no engine-exec does that for it.
-func supervisorCaps() []sandbox.Cap {
-	return []sandbox.Cap{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_SETPCAP, unix.CAP_KILL}
-}

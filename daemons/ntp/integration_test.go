@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -317,7 +318,11 @@ func TestRateLimitingServer(t *testing.T) {
 	if st := d.status(t); len(st.Sources) != 1 || st.Sources[0].Verdict != ntp.VerdictSelected || st.Sources[0].Reach == "0" {
 		t.Errorf("after backing off: status %+v, want the source still selected", st)
 	}
-	t.Logf("backed off to a poll of %s; %d queries reached the server in %s", src.Poll, got, window)
+	var kissedPolls []string
+	for _, m := range regexp.MustCompile(kissed+`.*? poll=(\S+)`).FindAllStringSubmatch(string(d.Output()), -1) {
+		kissedPolls = append(kissedPolls, m[1])
+	}
+	t.Logf("the kisses set the poll to %v; backed off to a poll of %s; %d queries reached the server in %s", kissedPolls, src.Poll, got, window)
 }
 
 // TestNamesAndReresolution: servers named in /etc/hosts (a private copy,

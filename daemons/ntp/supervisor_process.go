@@ -52,7 +52,7 @@ func supervise(cfg *Config, args []string) int {
 		EngineGID:      cfg.EngineGID,
 		EngineLauncher: cfg.EngineLauncher,
 		Confine: func() error {
-			return sdk.ConfineSupervisor(log, cfg.EngineLauncher != "", supervisorCaps(), sandbox.UDPClientSyscalls())
+			return sdk.ConfineSupervisor(log, cfg.EngineLauncher != "", sdk.RestartCaps(), sandbox.UDPClientSyscalls())
 		},
 	}
 	if cfg.Mode == ModeOnce {

@@ -5,7 +5,6 @@
 package dns_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,8 +43,8 @@ func TestLabel(t *testing.T) {
 	if cmd := append(cf.Config.Entrypoint, cf.Config.Cmd...); !slices.Equal(cmd, []string{"/usr/bin/dyad-dns", "-f", "/dns.yaml"}) {
 		t.Errorf("command %q", cmd)
 	}
-	var a audit.Audit
-	if err := json.Unmarshal([]byte(cf.Config.Labels["org.dyad.audit"]), &a); err != nil {
+	a, err := audit.Parse([]byte(cf.Config.Labels[audit.Label]))
+	if err != nil {
 		t.Fatalf("audit label: %v", err)
 	}
 	if len(a.Actuator.Capabilities) != 0 || len(a.Engine.Capabilities) != 0 || len(a.Supervisor.Capabilities) != 0 || len(a.Operations) != 1 {

@@ -6,7 +6,6 @@ package ntp_test
 
 import (
 	"archive/tar"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -46,8 +45,8 @@ func TestLabel(t *testing.T) {
 	if cmd := append(cf.Config.Entrypoint, cf.Config.Cmd...); !slices.Equal(cmd, []string{"/usr/bin/dyad-ntp", "ntpd", "-d"}) {
 		t.Errorf("command %q, want dyad-ntp ntpd -d (openntpd's)", cmd)
 	}
-	var a audit.Audit
-	if err := json.Unmarshal([]byte(cf.Config.Labels["org.dyad.audit"]), &a); err != nil {
+	a, err := audit.Parse([]byte(cf.Config.Labels[audit.Label]))
+	if err != nil {
 		t.Fatalf("audit label: %v", err)
 	}
 	if !slices.Equal(a.Actuator.Capabilities, []string{"CAP_SYS_TIME"}) || len(a.Engine.Capabilities) != 0 || len(a.Supervisor.Capabilities) != 0 {

@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -68,13 +69,20 @@ func UnboundConf(t testing.TB, addr string, port int, server []string, rest ...s
 func (n *Net) StartDnsmasqDNS(t testing.TB, args ...string) *Proc {
 	t.Helper()
 	RequireTools(t, "dnsmasq", "kdig")
-	dir := t.TempDir()
-	base := []string{"--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-		"--pid-file=" + filepath.Join(dir, "dnsmasq.pid"), "--bind-interfaces", "--listen-address=" + n.ServerAddr.Addr().String(),
-		"--except-interface=lo", "--port=53", "--user=root", "--group=root"}
-	p := n.Start(t, n.Server, "dnsmasq", append(base, args...)...)
+	argv := DnsmasqDNSArgs(t.TempDir(), n.ServerAddr.Addr().String(), args...)
+	p := n.Start(t, n.Server, argv[0], argv[1:]...)
 	n.waitDNS(t, p, "dnsmasq")
 	return p
+}
+
+// DnsmasqDNSArgs is the command line of a dnsmasq that serves DNS only,
+// in the foreground, as root, on listen, port 53, reading no resolv.conf
+// and no hosts file of the machine, its pid file in dir; args add its
+// records, upstreams or cache size.
+func DnsmasqDNSArgs(dir, listen string, args ...string) []string {
+	return append([]string{"dnsmasq", "--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--pid-file=" + filepath.Join(dir, "dnsmasq.pid"), "--bind-interfaces", "--listen-address=" + listen,
+		"--except-interface=lo", "--port=53", "--user=root", "--group=root"}, args...)
 }
 
 // waitDNS waits until the server answers a question on example.test.
@@ -92,4 +100,36 @@ func (n *Net) waitDNS(t testing.TB, p *Proc, name string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// DnsperfStats is what dnsperf's statistics say of a run.
+type DnsperfStats struct {
+	Sent, Completed, Lost int
+	QPS                   float64
+}
+
+// ParseDnsperf reads the statistics dnsperf prints at the end of a run; a
+// run that sent nothing is an error.
+func ParseDnsperf(out []byte) (DnsperfStats, error) {
+	var s DnsperfStats
+	for _, line := range strings.Split(string(out), "\n") {
+		field, value, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch field {
+		case "Queries sent":
+			fmt.Sscan(value, &s.Sent)
+		case "Queries completed":
+			fmt.Sscan(value, &s.Completed)
+		case "Queries lost":
+			fmt.Sscan(value, &s.Lost)
+		case "Queries per second":
+			fmt.Sscan(value, &s.QPS)
+		}
+	}
+	if s.Sent == 0 {
+		return s, fmt.Errorf("dnsperf sent nothing:\n%s", out)
+	}
+	return s, nil
 }
