@@ -116,7 +116,7 @@ var dhcpcdDirectives = []dhcpcdDirective{
 	{long: "noipv4ll", short: 'L', do: ok},
 	{long: "master", short: 'M', do: ok},
 	{long: "manager", do: ok},
-	{long: "nohook", short: 'C', arg: requiredArg, do: ok},
+	{long: "nohook", short: 'C', arg: requiredArg, do: (*dhcpcdParser).noHook},
 	{long: "ipv4", do: ok},
 	{long: "dhcp", do: ok},
 
@@ -242,6 +242,28 @@ func (p *dhcpcdParser) waitIP(v string) error {
 // patterns splits dhcpcd's space- or comma-separated list.
 func patterns(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+}
+
+// NoHookResolvConf is where the dhcpcd dialect writes the lease's name
+// servers under "nohook resolv.conf": /etc/resolv.conf is left to someone
+// else, as dhcpcd leaves it, and a local stub (dyad-dns, whose default
+// upstreams_file this is) still learns the servers.
+const NoHookResolvConf = defaultRunDir + "/resolv.conf"
+
+// noHook takes dhcpcd's nohook, which skips the hook scripts whose names
+// contain a pattern. dyad-dhcp runs no scripts, but writes what two of
+// dhcpcd's hooks write: resolv.conf (20-resolv.conf) and NTP servers
+// (50-ntp.conf, 50-timesyncd.conf).
+func (p *dhcpcdParser) noHook(v string) error {
+	for _, hook := range patterns(v) {
+		if strings.Contains("20-resolv.conf", hook) {
+			p.cfg.ResolvConf = NoHookResolvConf
+		}
+		if strings.Contains("50-ntp.conf", hook) || strings.Contains("50-timesyncd.conf", hook) {
+			p.cfg.NTPConf = "none"
+		}
+	}
+	return nil
 }
 
 func (p *dhcpcdParser) allowInterfaces(v string) error {

@@ -143,6 +143,23 @@ func TestDhcpcdDialect(t *testing.T) {
 			},
 		},
 		{
+			name: "nohook resolv.conf leaves /etc/resolv.conf to a local stub",
+			conf: "nohook resolv.conf\n",
+			check: func(c *Config) bool {
+				return c.ResolvConf == "/run/dyad/dhcp/resolv.conf" && c.NTPConf == defaultNTPConf
+			},
+		},
+		{
+			name:  "nohook matches hook names as dhcpcd does: a part is enough",
+			args:  []string{"-C", "ntp", "--nohook", "resolv"},
+			check: func(c *Config) bool { return c.ResolvConf == NoHookResolvConf && c.NTPConf == "" },
+		},
+		{
+			name:  "nohook of a hook whose work dyad-dhcp does not do",
+			conf:  "nohook hostname, 10-wpa_supplicant\n",
+			check: func(c *Config) bool { return c.ResolvConf == defaultResolvConf && c.NTPConf == defaultNTPConf },
+		},
+		{
 			name:  "clientid of hexadecimal bytes",
 			conf:  "clientid 01:52:54:00:aa:bb:cc\n",
 			check: func(c *Config) bool { return c.ClientID == "raw:01525400aabbcc" },
