@@ -3,7 +3,6 @@ package dns
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
@@ -64,7 +63,6 @@ type Forwarder struct {
 	roots   *x509.CertPool
 
 	mu     sync.Mutex
-	rnd    *rand.Rand
 	routes []route
 }
 
@@ -75,6 +73,7 @@ type route struct {
 
 type upstream struct {
 	addr netip.AddrPort
+	udp  udpSockets
 
 	// Under the Forwarder's mu.
 	failures  int
@@ -84,9 +83,7 @@ type upstream struct {
 
 // NewForwarder checks the routes and returns a forwarder.
 func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
-	var seed [32]byte
-	crand.Read(seed[:])
-	f := &Forwarder{timeout: cfg.Timeout, dial: cfg.Dial, tls: cfg.TLS, roots: cfg.RootCAs, rnd: rand.New(rand.NewChaCha8(seed))}
+	f := &Forwarder{timeout: cfg.Timeout, dial: cfg.Dial, tls: cfg.TLS, roots: cfg.RootCAs}
 	for a, name := range cfg.TLS {
 		if _, err := domainWire(name); err != nil || name == "" {
 			return nil, fmt.Errorf("dns: upstream %s over TLS: name %q: not a domain name", a, name)
@@ -136,6 +133,15 @@ func (f *Forwarder) SetRoutes(routes []Route) error {
 			rt.upstreams = append(rt.upstreams, known[a])
 		}
 		out = append(out, rt)
+	}
+	// An upstream no longer asked closes its socket.
+	for _, r := range out {
+		for _, u := range r.upstreams {
+			delete(known, u.addr)
+		}
+	}
+	for _, u := range known {
+		u.udp.retire()
 	}
 	f.routes = out
 	return nil
@@ -277,16 +283,13 @@ var errServerFailure = errors.New("the upstream failed")
 func (f *Forwarder) exchangeWith(ctx context.Context, u *upstream, q *Query) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	f.mu.Lock()
-	id := uint16(f.rnd.Uint32())
-	f.mu.Unlock()
-	query := upstreamQuery(id, q)
-	var reply []byte
+	var query, reply []byte
 	var err error
 	if name, ok := f.tls[u.addr]; ok {
+		query = upstreamQuery(randomID(), q)
 		reply, err = f.exchangeStream(ctx, u.addr, query, name)
 	} else {
-		reply, err = f.exchangeUDP(ctx, u.addr, query)
+		query, reply, err = f.exchangeUDP(ctx, u, q)
 		if err == nil && binary.BigEndian.Uint16(reply[2:])&flagTC != 0 {
 			reply, err = f.exchangeStream(ctx, u.addr, query, "")
 		}
@@ -301,6 +304,10 @@ func (f *Forwarder) exchangeWith(ctx context.Context, u *upstream, q *Query) ([]
 	binary.BigEndian.PutUint16(reply, 0)
 	return reply, nil
 }
+
+// randomID is a query ID no spoofer can foresee: math/rand/v2's
+// top-level generator is ChaCha8, seeded by the kernel, for each thread.
+func randomID() uint16 { return uint16(rand.Uint32()) }
 
 // upstreamQuery is the query the stub sends for q: its question as the
 // client wrote it, recursion desired, and an OPT record offering 1232
@@ -372,37 +379,6 @@ type ctxConn struct {
 func (c *ctxConn) Close() error {
 	c.stop()
 	return c.Conn.Close()
-}
-
-// exchangeUDP sends query to addr from a new socket and waits for a reply
-// that passes checkReply; what does not is dropped, and waited past.
-func (f *Forwarder) exchangeUDP(ctx context.Context, addr netip.AddrPort, query []byte) ([]byte, error) {
-	conn, err := f.connect(ctx, "udp", addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	if _, err := conn.Write(query); err != nil {
-		return nil, err
-	}
-	buf := make([]byte, MaxMessage)
-	// Bounded: a flood of wrong replies ends with the deadline, or here.
-	var last error
-	for range 64 {
-		n, err := conn.Read(buf)
-		if err != nil {
-			if last != nil {
-				return nil, fmt.Errorf("%w (dropped before: %w)", err, last)
-			}
-			return nil, err
-		}
-		if err := checkReply(query, buf[:n]); err != nil {
-			last = fmt.Errorf("a reply dropped: %w", err)
-			continue
-		}
-		return append([]byte(nil), buf[:n]...), nil
-	}
-	return nil, fmt.Errorf("64 replies, none to the query: %w", last)
 }
 
 // exchangeStream asks over TCP (RFC 7766), for a truncated answer, or

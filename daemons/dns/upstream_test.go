@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +29,19 @@ type fakeUpstream struct {
 }
 
 func startFake(t *testing.T, reply func(q *mdns.Msg) [][]byte, tcp func(q *mdns.Msg) []byte) *fakeUpstream {
+	t.Helper()
+	return startFakeTCP(t, func(q *mdns.Msg, _ net.Addr) [][]byte { return reply(q) }, tcp, false)
+}
+
+// startFakeFrom is startFake for a reply that depends on the source
+// address, or takes its time (each query is answered on a goroutine of
+// its own).
+func startFakeFrom(t *testing.T, reply func(q *mdns.Msg, from net.Addr) [][]byte) *fakeUpstream {
+	t.Helper()
+	return startFakeTCP(t, reply, nil, true)
+}
+
+func startFakeTCP(t *testing.T, reply func(q *mdns.Msg, from net.Addr) [][]byte, tcp func(q *mdns.Msg) []byte, concurrent bool) *fakeUpstream {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -43,8 +61,15 @@ func startFake(t *testing.T, reply func(q *mdns.Msg) [][]byte, tcp func(q *mdns.
 			if q.Unpack(buf[:n]) != nil {
 				continue
 			}
-			for _, r := range reply(q) {
-				pc.WriteTo(r, from)
+			answer := func() {
+				for _, r := range reply(q, from) {
+					pc.WriteTo(r, from)
+				}
+			}
+			if concurrent {
+				go answer()
+			} else {
+				answer()
 			}
 		}
 	}()
@@ -223,6 +248,117 @@ func TestRoutes(t *testing.T) {
 	for _, bad := range []Route{{"a..b", []netip.AddrPort{a}}, {"x.", nil}, {"x.", []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:53")}}, {"x.", []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:0")}}} {
 		if _, err := NewForwarder(ForwarderConfig{Routes: []Route{bad}}); err == nil {
 			t.Errorf("route %+v accepted", bad)
+		}
+	}
+}
+
+// openSockets counts the process's open sockets.
+func openSockets(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(target, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestForwarderSharesAndRenewsSockets(t *testing.T) {
+	var mu sync.Mutex
+	ports := map[int]int{} // source port: queries
+	up := startFakeFrom(t, func(q *mdns.Msg, from net.Addr) [][]byte {
+		mu.Lock()
+		ports[from.(*net.UDPAddr).Port]++
+		mu.Unlock()
+		return [][]byte{reply(q, nil)}
+	})
+	f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openSockets(t)
+	const queries = 2*socketQueries + socketQueries/2
+	for i := range queries {
+		if _, err := f.Exchange(context.Background(), clientQuery(t, fmt.Sprintf("n%d.test.", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ports) != 3 {
+		t.Errorf("%d queries came from %d ports (%v): want a new port every %d", queries, len(ports), ports, socketQueries)
+	}
+	for p, n := range ports {
+		if n > socketQueries {
+			t.Errorf("port %d carried %d queries: want at most %d", p, n, socketQueries)
+		}
+	}
+	if n := openSockets(t) - before; n != 1 {
+		t.Errorf("%d more sockets open: want the current one only", n)
+	}
+	// An upstream no longer asked closes its socket.
+	if err := f.SetRoutes([]Route{{".", []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:53")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := openSockets(t) - before; n != 0 {
+		t.Errorf("%d more sockets open after the upstream's route went: want none", n)
+	}
+}
+
+func TestForwarderQueriesShareASocket(t *testing.T) {
+	// The fake upstream answers each query after a delay of its own, so
+	// that replies come back out of order; each carries the query's name
+	// in its TXT record.
+	up := startFakeFrom(t, func(q *mdns.Msg, _ net.Addr) [][]byte {
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+		return [][]byte{reply(q, func(m *mdns.Msg) {
+			rr, _ := mdns.NewRR(q.Question[0].Name + ` 300 IN TXT "` + q.Question[0].Name + `"`)
+			m.Answer = []mdns.RR{rr}
+		})}
+	})
+	f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Go(func() {
+			name := fmt.Sprintf("q%d.test.", i)
+			_, q := query(t, name, mdns.TypeTXT, 0)
+			out, err := f.Exchange(context.Background(), q)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			m := new(mdns.Msg)
+			if err := m.Unpack(out); err != nil || len(m.Answer) != 1 {
+				t.Errorf("%s: %v, %d answers", name, err, len(m.Answer))
+				return
+			}
+			if got := m.Answer[0].(*mdns.TXT).Txt[0]; got != name {
+				t.Errorf("%s: answered with %s's reply", name, got)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestForwarderPortUnreachable(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	pc.Close()
+	f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{closed}}}, Timeout: time.Minute})
+	for range 2 {
+		if _, err := f.Exchange(context.Background(), clientQuery(t, "a.test.")); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("%v: want ECONNREFUSED, from the ICMP the port sends back", err)
 		}
 	}
 }
