@@ -281,8 +281,6 @@ func (f *Forwarder) Healthy(now time.Time) map[netip.AddrPort]bool {
 var errServerFailure = errors.New("the upstream failed")
 
 func (f *Forwarder) exchangeWith(ctx context.Context, u *upstream, q *Query) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
 	var query, reply []byte
 	var err error
 	if name, ok := f.tls[u.addr]; ok {
@@ -385,6 +383,8 @@ func (c *ctxConn) Close() error {
 // over TLS (RFC 7858) when tlsName names the certificate the upstream
 // must show.
 func (f *Forwarder) exchangeStream(ctx context.Context, addr netip.AddrPort, query []byte, tlsName string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
 	proto := "tcp"
 	tcp, err := f.connect(ctx, "tcp", addr)
 	if err != nil {

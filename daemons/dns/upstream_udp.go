@@ -173,18 +173,24 @@ func (f *Forwarder) exchangeUDP(ctx context.Context, u *upstream, q *Query) (que
 	if _, err := s.conn.Write(w.query); err != nil {
 		return w.query, nil, err
 	}
+	// A timer, not a context of its own: a miss is cheaper without one.
+	timeout := time.NewTimer(f.timeout)
+	defer timeout.Stop()
 	select {
 	case r := <-w.result:
 		return w.query, r.reply, r.err
+	case <-timeout.C:
+		err = fmt.Errorf("no reply in %v: %w", f.timeout, context.DeadlineExceeded)
 	case <-ctx.Done():
-		s.mu.Lock()
-		dropped := w.dropped
-		s.mu.Unlock()
-		if dropped != nil {
-			return w.query, nil, fmt.Errorf("%w (a reply dropped: %w)", ctx.Err(), dropped)
-		}
-		return w.query, nil, ctx.Err()
+		err = ctx.Err()
 	}
+	s.mu.Lock()
+	dropped := w.dropped
+	s.mu.Unlock()
+	if dropped != nil {
+		return w.query, nil, fmt.Errorf("%w (a reply dropped: %w)", err, dropped)
+	}
+	return w.query, nil, err
 }
 
 // retire takes the current socket out of use.
