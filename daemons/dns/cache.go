@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	mdns "github.com/miekg/dns"
 )
 
 // The cache: upstreams' answers kept in wire form, served with only the
@@ -129,87 +127,60 @@ type Prepared struct {
 // not keep is still served, and Insert says why it is not kept (an error
 // wrapping errUncacheable).
 //
-// The answer is decoded and encoded again, without its OPT record: what
-// the cache serves is then well-formed whatever the upstream sent (no
-// compression pointer into bytes that are gone, nor into a TTL that the
-// countdown rewrites; no record a client's resolver cannot read). That
-// costs a miss, never a hit. (Keeping the upstream's bytes as they came
-// was tried: FuzzDNSCache's kept seed d2c27cd9 points a name into a TTL.)
+// The answer is written again by the recoder (recode.go), without its
+// OPT record: what the cache serves is then well-formed whatever the
+// upstream sent (no compression pointer into bytes that are gone, nor into
+// a TTL that the countdown rewrites). That costs a miss, never a hit.
+// (Keeping the upstream's bytes as they came was tried: FuzzDNSCache's
+// kept seed d2c27cd9 points a name into a TTL.)
 func (c *Cache) Prepare(msg []byte, now time.Time) (*Prepared, error) {
-	if len(msg) > MaxMessage {
-		return nil, fmt.Errorf("dns: answer of %d bytes: longer than %d", len(msg), MaxMessage)
+	if len(msg) < headerLen {
+		return nil, fmt.Errorf("dns: answer of %d bytes: shorter than a header", len(msg))
 	}
-	m := new(mdns.Msg)
-	if err := m.Unpack(msg); err != nil {
+	flags := binary.BigEndian.Uint16(msg[2:])
+	switch {
+	case flags&flagQR == 0:
+		return nil, errors.New("dns: answer: a query, not an answer")
+	case flags>>11&0xf != 0:
+		return nil, fmt.Errorf("dns: answer: opcode %d", flags>>11&0xf)
+	}
+	r, err := recode(msg)
+	if err != nil {
 		return nil, fmt.Errorf("dns: answer: %w", err)
 	}
-	switch {
-	case !m.Response:
-		return nil, errors.New("dns: answer: a query, not an answer")
-	case m.Opcode != mdns.OpcodeQuery:
-		return nil, fmt.Errorf("dns: answer: opcode %d", m.Opcode)
-	case len(m.Question) != 1:
-		return nil, fmt.Errorf("dns: answer: %d questions: want 1", len(m.Question))
-	}
 	var uncachable error
-	extra := m.Extra[:0]
-	for _, rr := range m.Extra {
-		switch rr.Header().Rrtype {
-		case mdns.TypeOPT:
-			continue
-		case mdns.TypeTSIG, mdns.TypeSIG:
-			uncachable = fmt.Errorf("%w: signed with TSIG or SIG(0)", errUncacheable)
-		}
-		extra = append(extra, rr)
+	if r.signed {
+		uncachable = fmt.Errorf("%w: signed with TSIG or SIG(0)", errUncacheable)
 	}
-	m.Extra = extra
-	negative := m.Rcode == mdns.RcodeNameError || len(m.Answer) == 0
+	rcode := int(flags & 0xf)
+	negative := rcode == RcodeNXDomain || r.answers == 0
 	var ttl time.Duration
 	switch {
-	case m.Truncated:
+	case flags&flagTC != 0:
 		uncachable = fmt.Errorf("%w: truncated", errUncacheable)
-	case m.Rcode != mdns.RcodeSuccess && m.Rcode != mdns.RcodeNameError:
-		uncachable = fmt.Errorf("%w: rcode %d", errUncacheable, m.Rcode)
+	case rcode != 0 && rcode != RcodeNXDomain:
+		uncachable = fmt.Errorf("%w: rcode %d", errUncacheable, rcode)
 	case negative:
 		// RFC 2308, section 5: the lesser of the SOA's TTL and its
 		// MINIMUM field; no SOA, no negative caching.
-		var soa *mdns.SOA
-		for _, rr := range m.Ns {
-			if s, ok := rr.(*mdns.SOA); ok {
-				soa = s
-			}
-		}
-		if soa == nil {
+		if !r.haveSOA {
 			uncachable = fmt.Errorf("%w: a negative answer without SOA", errUncacheable)
 			break
 		}
-		ttl = min(max(time.Duration(min(soa.Hdr.Ttl, soa.Minttl))*time.Second, c.cfg.MinTTL), c.cfg.MaxNegativeTTL)
+		ttl = min(max(time.Duration(min(r.soaTTL, r.soaMin))*time.Second, c.cfg.MinTTL), c.cfg.MaxNegativeTTL)
 	default:
-		least := m.Answer[0].Header().Ttl
-		for _, rr := range m.Answer {
-			least = min(least, rr.Header().Ttl)
+		least := r.rrs[0].ttl
+		for _, rr := range r.rrs[:r.answers] {
+			least = min(least, rr.ttl)
 		}
 		ttl = c.clamp(least)
 	}
 	if uncachable == nil && ttl < time.Second {
 		uncachable = fmt.Errorf("%w: TTL 0", errUncacheable)
 	}
-	m.Id, m.Compress = 0, true
-	packed, err := m.Pack()
-	if err != nil {
-		return nil, fmt.Errorf("dns: answer: encoding it again: %w", err)
-	}
-	// miekg/dns decodes some records it cannot encode back (an SOA
-	// without data): what it wrote must decode too.
-	if err := new(mdns.Msg).Unpack(packed); err != nil {
-		return nil, fmt.Errorf("dns: answer: does not decode once encoded again: %w", err)
-	}
-	l, err := walk(packed)
-	if err != nil {
-		return nil, fmt.Errorf("dns: answer: encoded again: %w", err)
-	}
-	p := &Prepared{e: entry{key: string(l.question.Key(nil)), msg: packed, stored: now, ttl: ttl}, uncachable: uncachable}
-	for _, rr := range l.rrs {
+	question, _ := ParseQuestion(r.msg) // read by recode already
+	p := &Prepared{e: entry{key: string(question.Key(nil)), msg: r.msg, stored: now, ttl: ttl, ttls: make([]ttlPatch, 0, len(r.rrs))}, uncachable: uncachable}
+	for _, rr := range r.rrs {
 		t := rr.ttl // served as it came, when not kept
 		switch {
 		case uncachable != nil:

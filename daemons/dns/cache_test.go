@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -333,13 +334,33 @@ func TestCacheServesWhatItReencoded(t *testing.T) {
 	}
 }
 
-func TestWalk(t *testing.T) {
-	good := answer(t, "a.test.", mdns.TypeA, mdns.RcodeSuccess, "a.test. 300 IN A 192.0.2.1", "a.test. 200 IN A 192.0.2.2")
+func TestRecode(t *testing.T) {
+	good := answer(t, "a.test.", mdns.TypeMX, mdns.RcodeSuccess, "a.test. 300 IN CNAME b.test.", "b.test. 200 IN MX 10 a.test.",
+		"a.test. 60 IN SOA ns.a.test. host.a.test. 1 7200 900 1209600 30")
 	mutate := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
-	l, err := walk(good)
-	if err != nil || len(l.rrs) != 3 || l.rrs[0].ttl != 300 || l.rrs[1].ttl != 200 || string(l.question.Name) != "\x01a\x04test\x00" {
-		t.Fatalf("walk: %+v, %v", l, err)
+	r, err := recode(good)
+	if err != nil || len(r.rrs) != 3 || r.rrs[0].ttl != 300 || r.rrs[1].ttl != 200 || r.answers != 2 || !r.haveSOA || r.soaTTL != 60 || r.soaMin != 30 {
+		t.Fatalf("recode: %+v, %v", r, err)
 	}
+	// Written again, it decodes to the same records, without OPT, and
+	// with every name compressed that RFC 1035 lets be.
+	in, out := new(mdns.Msg), new(mdns.Msg)
+	if err := errors.Join(in.Unpack(good), out.Unpack(r.msg)); err != nil {
+		t.Fatal(err)
+	}
+	in.Extra, in.Id = nil, 0
+	if in.String() != out.String() {
+		t.Errorf("written again:\n%v\nwant\n%v", out, in)
+	}
+	if len(r.msg) > len(good)-11 {
+		t.Errorf("%d bytes written for %d, of which 11 of OPT: compression lost", len(r.msg), len(good))
+	}
+	for _, p := range r.rrs {
+		if got := binary.BigEndian.Uint32(r.msg[p.ttlAt:]); got != p.ttl {
+			t.Errorf("a TTL at %d reads %d, want %d", p.ttlAt, got, p.ttl)
+		}
+	}
+	aRecord := answer(t, "a.test.", mdns.TypeA, mdns.RcodeSuccess, "a.test. 300 IN A 192.0.2.1")
 	for _, tc := range []struct {
 		name string
 		msg  []byte
@@ -349,9 +370,43 @@ func TestWalk(t *testing.T) {
 		{"two questions", mutate(func(b []byte) []byte { b[5] = 2; return b }), "2 questions"},
 		{"counts beyond the message", mutate(func(b []byte) []byte { b[6] = 0xff; return b }), "records in"},
 		{"cut inside a record", good[:len(good)-3], "ends inside"},
-		{"trailing bytes", append(append([]byte(nil), good...), 0), "after the last record"},
 		{"label type 0x40", mutate(func(b []byte) []byte { b[12] = 0x41; return b }), "label type"},
 		{"compressed question", mutate(func(b []byte) []byte { b[12], b[13] = 0xc0, 12; return b }), "compressed"},
+		{"a pointer forward", mutate(func(b []byte) []byte {
+			q, _ := ParseQuestion(b)
+			b[q.End], b[q.End+1] = 0xc0, byte(q.End+2) // the first answer's owner
+			return b
+		}), "does not point back"},
+		{"a pointer to itself", mutate(func(b []byte) []byte {
+			q, _ := ParseQuestion(b)
+			b[q.End], b[q.End+1] = 0xc0, byte(q.End)
+			return b
+		}), "does not point back"},
+		{"an A record of 5 bytes", func() []byte {
+			b := append([]byte(nil), aRecord[:len(aRecord)-11]...) // without OPT
+			b[11] = 0
+			b[len(b)-5] = 5 // rdlength
+			return append(b, 9)
+		}(), "want 4"},
+		{"an OPT record in the answer section", func() []byte {
+			b := append([]byte(nil), aRecord...)
+			b[7], b[11] = 2, 0
+			return b
+		}(), "outside the additional section"},
+		{"two OPT records", func() []byte {
+			b := append(append([]byte(nil), aRecord...), aRecord[len(aRecord)-11:]...)
+			b[11] = 2
+			return b
+		}(), "a second OPT"},
+		{"an SOA cut short", func() []byte {
+			soa := answer(t, "a.test.", mdns.TypeA, mdns.RcodeNameError, "a.test. 60 IN SOA ns.a.test. host.a.test. 1 7200 900 1209600 30")
+			b := append([]byte(nil), soa[:len(soa)-11-4]...) // without OPT, nor MINIMUM
+			b[11] = 0
+			q, _ := ParseQuestion(b)
+			rdlen := q.End + 2 + 8 // after the owner, a pointer to the question
+			binary.BigEndian.PutUint16(b[rdlen:], binary.BigEndian.Uint16(b[rdlen:])-4)
+			return b
+		}(), "type 6"},
 		{"name too long", func() []byte {
 			b := append([]byte(nil), good[:12]...)
 			for range 5 {
@@ -362,8 +417,8 @@ func TestWalk(t *testing.T) {
 		}(), "longer than 255"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := walk(tc.msg); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("walk: %v, want an error saying %q", err, tc.want)
+			if _, err := recode(tc.msg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("recode: %v, want an error saying %q", err, tc.want)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 const (
 	RcodeFormErr  = 1
 	RcodeServFail = 2
+	RcodeNXDomain = 3
 	RcodeNotImp   = 4
 	RcodeRefused  = 5
 	// RcodeBadVers is 16: 0 in the header, 1 in the OPT's extended RCODE.
