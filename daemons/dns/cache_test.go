@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -422,4 +423,85 @@ func TestRecode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hostile is a message of one question, name, type A, and the records
+// after it, whose counts the caller gives.
+func hostile(name []byte, an, ar int, records ...[]byte) []byte {
+	b := []byte{0, 1, 0x81, 0x80, 0, 1, byte(an >> 8), byte(an), 0, 0, byte(ar >> 8), byte(ar)}
+	b = append(b, name...)
+	b = append(b, 0, 1, 0, 1)
+	for _, r := range records {
+		b = append(b, r...)
+	}
+	return b
+}
+
+// record is a record of owner (wire form), type rtype, TTL 60, with data.
+func record(owner []byte, rtype uint16, data []byte) []byte {
+	b := append([]byte(nil), owner...)
+	b = binary.BigEndian.AppendUint16(b, rtype)
+	b = append(b, 0, 1, 0, 0, 0, 60)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(data)))
+	return append(b, data...)
+}
+
+// longName is a name of 255 bytes in wire form, the longest there is.
+func longName() []byte {
+	var b []byte
+	for range 3 {
+		b = append(b, 63)
+		b = append(b, bytes.Repeat([]byte{'a'}, 63)...)
+	}
+	b = append(b, 61)
+	b = append(b, bytes.Repeat([]byte{'b'}, 61)...)
+	return append(b, 0)
+}
+
+func TestRecodeHostile(t *testing.T) {
+	long := longName()
+	ptr := []byte{0xc0, 12} // to the question's name
+	t.Run("a name of 255 bytes", func(t *testing.T) {
+		if _, err := recode(hostile(long, 1, 0, record(ptr, typeA, []byte{192, 0, 2, 1}))); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("names written out in full past 64 KiB", func(t *testing.T) {
+		// RP's names are not compressed on output: each pointer to the
+		// 255-byte question becomes the name itself.
+		rp := record(ptr, typeRP, append(append([]byte(nil), ptr...), ptr...))
+		var rs [][]byte
+		for len(rs)*len(rp) < MaxMessage-300 {
+			rs = append(rs, rp)
+		}
+		if _, err := recode(hostile(long, len(rs), 0, rs...)); err == nil || !strings.Contains(err.Error(), "once written again") {
+			t.Errorf("%v: want the answer refused", err)
+		}
+	})
+	t.Run("a chain of pointers", func(t *testing.T) {
+		// The first record's data is a chain: each pointer points to
+		// the one before it, the first to the question.
+		chain := []byte{0xc0, 12}
+		start := headerLen + 3 + 4 + 2 + 10 // past the question, and the first record's owner and fixed fields
+		for i := range 200 {
+			at := start + 2*i
+			chain = append(chain, 0xc0|byte(at>>8), byte(at))
+		}
+		owner := []byte{0xc0 | byte((start+2*200)>>8), byte(start + 2*200)}
+		msg := hostile([]byte{1, 'x', 0}, 2, 0, record(ptr, 9999, chain), record(owner, typeA, []byte{192, 0, 2, 1}))
+		if _, err := recode(msg); err == nil || !strings.Contains(err.Error(), "compression pointers") {
+			t.Errorf("%v: want the chain refused", err)
+		}
+	})
+	t.Run("a pointer in an RRSIG's signer", func(t *testing.T) {
+		data := append(make([]byte, 18), ptr...)
+		data = append(data, 1, 2, 3, 4) // the signature
+		r, err := recode(hostile([]byte{1, 'x', 0}, 1, 0, record(ptr, typeRRSIG, data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := append(append(make([]byte, 18), 1, 'x', 0), 1, 2, 3, 4); !bytes.HasSuffix(r.msg, want) {
+			t.Errorf("written as %x: want the signer written out, %x", r.msg, want)
+		}
+	})
 }

@@ -12,8 +12,9 @@ import (
 // point back, so they cannot loop) and written again, a name the stub
 // wrote before as a pointer to it; the records of RFC 1035 whose data
 // hold names are read field by field and their names written the same
-// way; other record data is copied as it came (RFC 3597 forbids
-// compression in it); A and AAAA must have their lengths. The OPT record
+// way, as are those of SIG, NXT, RRSIG and NSEC (written uncompressed);
+// other record data is copied as it came (RFC 3597 forbids compression in
+// it); A and AAAA must have their lengths. The OPT record
 // is left out (the stub writes its own). No pointer can then reach into a
 // TTL, which the countdown rewrites, nor into bytes that are gone.
 
@@ -37,12 +38,18 @@ const (
 	typeSIG   = 24
 	typePX    = 26
 	typeAAAA  = 28
+	typeNXT   = 30
 	typeSRV   = 33
 	typeNAPTR = 35
 	typeKX    = 36
 	typeDNAME = 39
+	typeRRSIG = 46
+	typeNSEC  = 47
 	typeTSIG  = 250
 )
+
+// maxPointers bounds the pointers followed to read one name.
+const maxPointers = 127
 
 // recoded is an upstream's answer, written again.
 type recoded struct {
@@ -100,6 +107,11 @@ func recode(msg []byte) (*recoded, error) {
 			next, err := rc.record(r, off, section, &sawOPT, &kept[section])
 			if err != nil {
 				return nil, fmt.Errorf("dns: section %d, record %d: %w", section+1, i+1, err)
+			}
+			// Names written out in full where the upstream pointed
+			// could make a message of 64 KiB some megabytes.
+			if len(rc.out) > MaxMessage {
+				return nil, fmt.Errorf("dns: longer than %d bytes once written again", MaxMessage)
 			}
 			off = next
 		}
@@ -172,7 +184,7 @@ func (rc *recoder) data(rtype uint16, start, end int) error {
 	rd := rc.in[start:end]
 	// fixed copies n bytes; name reads a name and writes it, compressed
 	// for the types of RFC 1035 (RFC 3597, section 4); rest copies what
-	// is left.
+	// is left; strings copies character-strings.
 	at := start
 	fixed := func(n int) error {
 		if at+n > end {
@@ -194,6 +206,7 @@ func (rc *recoder) data(rtype uint16, start, end int) error {
 		at = next
 		return nil
 	}
+	rest := func() error { return fixed(end - at) }
 	strings := func(count int) error {
 		for range count {
 			if at >= end {
@@ -237,6 +250,12 @@ func (rc *recoder) data(rtype uint16, start, end int) error {
 		err = errors.Join(fixed(2), name(false), name(false))
 	case typeNAPTR:
 		err = errors.Join(fixed(4), strings(3), name(false))
+	case typeSIG, typeRRSIG:
+		// The signer's name, after 18 bytes, then the signature; a
+		// pointer there would be read by some clients.
+		err = errors.Join(fixed(18), name(false), rest())
+	case typeNXT, typeNSEC:
+		err = errors.Join(name(false), rest())
 	default:
 		at = end
 		rc.out = append(rc.out, rd...)
@@ -256,6 +275,7 @@ func (rc *recoder) data(rtype uint16, start, end int) error {
 func (rc *recoder) readName(off int) ([]byte, int, error) {
 	name := rc.scratch[:0]
 	end := -1
+	hops := 0
 	for {
 		if off >= len(rc.in) {
 			return nil, 0, errTruncatedMessage
@@ -266,7 +286,7 @@ func (rc *recoder) readName(off int) ([]byte, int, error) {
 			if off+1+c > len(rc.in) {
 				return nil, 0, errTruncatedMessage
 			}
-			if len(name)+1+c > 254 {
+			if c > 0 && len(name)+1+c > 254 { // 255 with the root's byte
 				return nil, 0, errors.New("a name longer than 255 bytes")
 			}
 			name = append(name, rc.in[off:off+1+c]...)
@@ -284,6 +304,11 @@ func (rc *recoder) readName(off int) ([]byte, int, error) {
 			target := int(binary.BigEndian.Uint16(rc.in[off:]) & 0x3fff)
 			if target >= off {
 				return nil, 0, errors.New("a compression pointer that does not point back")
+			}
+			// A name has at most 127 labels, so it needs no more
+			// pointers; a chain of them would only cost time.
+			if hops++; hops > maxPointers {
+				return nil, 0, fmt.Errorf("more than %d compression pointers in a name", maxPointers)
 			}
 			if end < 0 {
 				end = off + 2

@@ -362,3 +362,24 @@ func TestForwarderPortUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// An exchange that took its upstream before SetRoutes dropped it still
+// gets its answer, and leaves no socket open.
+func TestForwarderDroppedUpstreamKeepsNoSocket(t *testing.T) {
+	up := startFake(t, func(q *mdns.Msg) [][]byte { return [][]byte{reply(q, nil)} }, nil)
+	f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := openSockets(t)
+	u := f.routeFor(clientQuery(t, "a.test.").Name)[0]
+	if err := f.SetRoutes([]Route{{".", []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:53")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.exchangeWith(context.Background(), u, clientQuery(t, "a.test.")); err != nil {
+		t.Fatal(err)
+	}
+	if n := openSockets(t) - before; n != 0 {
+		t.Errorf("%d more sockets open: want none", n)
+	}
+}

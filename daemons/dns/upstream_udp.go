@@ -54,41 +54,61 @@ type udpResult struct {
 type udpSockets struct {
 	mu      sync.Mutex
 	current *udpSocket
+	// gone says the upstream is no longer routed: an exchange that
+	// began before opens a socket for its query alone.
+	gone bool
 }
 
 // openQuery returns the socket for a new query to u, and the query, with
 // an ID of its own, among those waiting there: a new socket when the
-// current one has done its share.
+// current one has done its share, or has failed.
 func (f *Forwarder) openQuery(ctx context.Context, u *upstream, q *Query) (*udpSocket, *udpWait, error) {
 	u.udp.mu.Lock()
 	defer u.udp.mu.Unlock()
-	s := u.udp.current
-	if s != nil && (s.isRetired() || time.Since(s.opened) > socketLife) {
-		s.retire()
-		s = nil
-	}
-	if s == nil {
-		conn, err := f.dial(ctx, "udp", u.addr.String())
-		if err != nil {
-			return nil, nil, err
+	for {
+		s := u.udp.current
+		if s != nil && time.Since(s.opened) > socketLife {
+			s.retire()
+			s = nil
 		}
-		s = &udpSocket{conn: conn, opened: time.Now(), pending: map[uint16]*udpWait{}}
-		u.udp.current = s
-		go s.read()
+		if s == nil {
+			conn, err := f.dial(ctx, "udp", u.addr.String())
+			if err != nil {
+				return nil, nil, err
+			}
+			s = &udpSocket{conn: conn, opened: time.Now(), pending: map[uint16]*udpWait{}}
+			u.udp.current = s
+			go s.read()
+		}
+		if w, ok := s.add(u, q); ok {
+			return s, w, nil
+		}
+		// It failed (fail closed it) since it became the current one.
+		u.udp.current = nil
 	}
+}
+
+// add puts a query for q among those waiting on s, unless s was retired.
+// Under u.udp.mu.
+func (s *udpSocket) add(u *upstream, q *Query) (*udpWait, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.retired {
+		return nil, false
+	}
 	id := randomID()
 	for s.pending[id] != nil {
 		id = randomID()
 	}
 	w := &udpWait{query: upstreamQuery(id, q), result: make(chan udpResult, 1)}
 	s.pending[id] = w
-	if s.sent++; s.sent >= socketQueries {
+	// An upstream no longer routed (see udpSockets.retire) keeps no
+	// socket: this query's closes after it.
+	if s.sent++; s.sent >= socketQueries || u.udp.gone {
 		s.retired = true
 		u.udp.current = nil
 	}
-	return s, w, nil
+	return w, true
 }
 
 // retire takes s out of use: it is closed once no query waits on it.
@@ -99,12 +119,6 @@ func (s *udpSocket) retire() {
 	if len(s.pending) == 0 {
 		s.conn.Close()
 	}
-}
-
-func (s *udpSocket) isRetired() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.retired
 }
 
 // done removes a query answered or given up, and closes a retired socket
@@ -193,10 +207,12 @@ func (f *Forwarder) exchangeUDP(ctx context.Context, u *upstream, q *Query) (que
 	return w.query, nil, err
 }
 
-// retire takes the current socket out of use.
+// retire takes the current socket out of use, for good: the upstream is
+// no longer routed.
 func (us *udpSockets) retire() {
 	us.mu.Lock()
 	defer us.mu.Unlock()
+	us.gone = true
 	if us.current != nil {
 		us.current.retire()
 		us.current = nil
