@@ -178,8 +178,7 @@ func (c *Cache) Prepare(msg []byte, now time.Time) (*Prepared, error) {
 	if uncachable == nil && ttl < time.Second {
 		uncachable = fmt.Errorf("%w: TTL 0", errUncacheable)
 	}
-	question, _ := ParseQuestion(r.msg) // read by recode already
-	p := &Prepared{e: entry{key: string(question.Key(nil)), msg: r.msg, stored: now, ttl: ttl, ttls: make([]ttlPatch, 0, len(r.rrs))}, uncachable: uncachable}
+	p := &Prepared{e: entry{key: string(r.question.Key(nil)), msg: r.msg, stored: now, ttl: ttl, ttls: make([]ttlPatch, 0, len(r.rrs))}, uncachable: uncachable}
 	for _, rr := range r.rrs {
 		t := rr.ttl // served as it came, when not kept
 		switch {

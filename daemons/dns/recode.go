@@ -53,8 +53,9 @@ const maxPointers = 127
 
 // recoded is an upstream's answer, written again.
 type recoded struct {
-	msg []byte // ID 0, without OPT
-	rrs []rrPlace
+	msg      []byte // ID 0, without OPT
+	question Question
+	rrs      []rrPlace
 	// answers is how many records the answer section holds.
 	answers int
 	// soa is the last SOA of the authority section, if any: its TTL and
@@ -93,18 +94,17 @@ func recode(msg []byte) (*recoded, error) {
 	if total > (len(msg)-headerLen)/11 {
 		return nil, fmt.Errorf("dns: %d records in %d bytes", total, len(msg))
 	}
-	rc := recoder{in: msg, out: make([]byte, 0, len(msg))}
+	rc := recoder{in: msg, out: make([]byte, 0, len(msg)), suffixes: map[string]int{}}
 	rc.out = append(rc.out, 0, 0) // ID 0
 	rc.out = append(rc.out, msg[2:headerLen]...)
 	rc.writeName(q.Name, false) // the question, whose suffixes names point to
 	rc.out = append(rc.out, msg[q.End-4:q.End]...)
-	r := &recoded{rrs: make([]rrPlace, 0, total), answers: counts[0]}
+	r := &recoded{question: q, rrs: make([]rrPlace, 0, total), answers: counts[0]}
 	off := q.End
-	kept := [3]int{}
 	sawOPT := false
 	for section, n := range counts {
 		for i := range n {
-			next, err := rc.record(r, off, section, &sawOPT, &kept[section])
+			next, err := rc.record(r, off, section, &sawOPT)
 			if err != nil {
 				return nil, fmt.Errorf("dns: section %d, record %d: %w", section+1, i+1, err)
 			}
@@ -116,8 +116,11 @@ func recode(msg []byte) (*recoded, error) {
 			off = next
 		}
 	}
-	// Bytes after the last record are left out, as resolvers do.
-	binary.BigEndian.PutUint16(rc.out[10:], uint16(kept[2]))
+	// Bytes after the last record are left out, as resolvers do. Only
+	// the additional section may lose a record: the OPT.
+	if sawOPT {
+		binary.BigEndian.PutUint16(rc.out[10:], uint16(counts[2]-1))
+	}
 	r.msg = rc.out
 	if cap(r.msg) > len(r.msg)+len(r.msg)/8 {
 		// The cache keeps it: not the room it did not take.
@@ -128,7 +131,7 @@ func recode(msg []byte) (*recoded, error) {
 
 // record recodes the record at off of section, and returns the offset past
 // it.
-func (rc *recoder) record(r *recoded, off, section int, sawOPT *bool, kept *int) (int, error) {
+func (rc *recoder) record(r *recoded, off, section int, sawOPT *bool) (int, error) {
 	name, end, err := rc.readName(off)
 	if err != nil {
 		return 0, err
@@ -167,15 +170,12 @@ func (rc *recoder) record(r *recoded, off, section int, sawOPT *bool, kept *int)
 	if err := rc.data(rtype, data, next); err != nil {
 		return 0, fmt.Errorf("type %d: %w", rtype, err)
 	}
-	written := len(rc.out) - lenAt - 2
-	if written > 0xffff {
-		return 0, errors.New("record data longer than 65535 bytes once written")
-	}
-	binary.BigEndian.PutUint16(rc.out[lenAt:], uint16(written))
+	// Longer than 65535 bytes, it makes the message too long: recode
+	// refuses it.
+	binary.BigEndian.PutUint16(rc.out[lenAt:], uint16(len(rc.out)-lenAt-2))
 	if rtype == typeSOA && section == 1 {
 		r.haveSOA, r.soaTTL, r.soaMin = true, ttl, binary.BigEndian.Uint32(rc.in[next-4:])
 	}
-	*kept++
 	return next, nil
 }
 
@@ -323,9 +323,6 @@ func (rc *recoder) readName(off int) ([]byte, int, error) {
 // writeName writes name (wire form); with compress, its longest suffix
 // written before (its whole self included) as a pointer to it.
 func (rc *recoder) writeName(name []byte, compress bool) {
-	if rc.suffixes == nil {
-		rc.suffixes = map[string]int{}
-	}
 	cut := len(name) - 1 // the root label: never a pointer
 	pointer := -1
 	if compress {

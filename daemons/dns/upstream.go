@@ -141,7 +141,7 @@ func (f *Forwarder) SetRoutes(routes []Route) error {
 		}
 	}
 	for _, u := range known {
-		u.udp.retire()
+		u.udp.drop()
 	}
 	f.routes = out
 	return nil

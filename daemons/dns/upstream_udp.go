@@ -102,7 +102,7 @@ func (s *udpSocket) add(u *upstream, q *Query) (*udpWait, bool) {
 	}
 	w := &udpWait{query: upstreamQuery(id, q), result: make(chan udpResult, 1)}
 	s.pending[id] = w
-	// An upstream no longer routed (see udpSockets.retire) keeps no
+	// An upstream no longer routed (see udpSockets.drop) keeps no
 	// socket: this query's closes after it.
 	if s.sent++; s.sent >= socketQueries || u.udp.gone {
 		s.retired = true
@@ -116,13 +116,10 @@ func (s *udpSocket) retire() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.retired = true
-	if len(s.pending) == 0 {
-		s.conn.Close()
-	}
+	s.closeIfIdle()
 }
 
-// done removes a query answered or given up, and closes a retired socket
-// that waits on nothing more.
+// done removes a query answered or given up.
 func (s *udpSocket) done(w *udpWait) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,6 +127,12 @@ func (s *udpSocket) done(w *udpWait) {
 	if s.pending[id] == w {
 		delete(s.pending, id)
 	}
+	s.closeIfIdle()
+}
+
+// closeIfIdle closes a retired socket that waits on nothing more. Under
+// s.mu.
+func (s *udpSocket) closeIfIdle() {
 	if s.retired && len(s.pending) == 0 {
 		s.conn.Close()
 	}
@@ -207,9 +210,9 @@ func (f *Forwarder) exchangeUDP(ctx context.Context, u *upstream, q *Query) (que
 	return w.query, nil, err
 }
 
-// retire takes the current socket out of use, for good: the upstream is
-// no longer routed.
-func (us *udpSockets) retire() {
+// drop takes the current socket out of use, for good: the upstream is no
+// longer routed.
+func (us *udpSockets) drop() {
 	us.mu.Lock()
 	defer us.mu.Unlock()
 	us.gone = true
