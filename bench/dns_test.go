@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -44,12 +46,25 @@ func dnsForwarders(t *testing.T, dyad string) []dnsForwarder {
 	}
 }
 
+const (
+	// envBenchOnly, a regular expression, runs the forwarders whose
+	// names it matches alone: for profiling one.
+	envBenchOnly = "DYAD_BENCH_ONLY"
+	// envBenchPerf names a directory where each forwarder's cold stream
+	// is recorded by perf (perf record -g), one file a round.
+	envBenchPerf = "DYAD_BENCH_PERF"
+)
+
 // dnsResult is what was measured of one forwarder.
 type dnsResult struct {
 	warmQPS, coldQPS float64
 	cpuPerAnswer     time.Duration // warm
-	lat              latencies     // at a fixed rate, warm
-	mem              memSample     // with 10,000 names cached
+	coldCPUPerAnswer time.Duration
+	// coldCPU0 is how busy CPU 0 (dnsperf and the upstream) was during
+	// the cold stream, 0 to 1: near 1, the forwarder is not the bound.
+	coldCPU0 float64
+	lat      latencies // at a fixed rate, warm
+	mem      memSample // with 10,000 names cached
 }
 
 type latencies struct{ avg, p50, p99, p999 time.Duration }
@@ -85,6 +100,16 @@ func TestBenchDNS(t *testing.T) {
 	cold := queryFile(t, dir, "cold", "c", 200000*dur)
 
 	forwarders := dnsForwarders(t, dyad)
+	if only := os.Getenv(envBenchOnly); only != "" {
+		re, err := regexp.Compile(only)
+		if err != nil {
+			t.Fatalf("%s: %v", envBenchOnly, err)
+		}
+		forwarders = slices.DeleteFunc(forwarders, func(f dnsForwarder) bool { return !re.MatchString(f.name) })
+		if len(forwarders) == 0 {
+			t.Fatalf("%s=%q names no forwarder", envBenchOnly, only)
+		}
+	}
 	// In turns, each forwarder once a round, and the median of each
 	// figure: this machine's figures move by 5 to 10% from one run to the
 	// next, and a turn each spreads what moves them over all.
@@ -139,8 +164,17 @@ func measureDNS(t *testing.T, n *testnet.Net, f dnsForwarder, dir, stub, upstrea
 		r.cpuPerAnswer = cpu / time.Duration(res.Completed)
 	}
 	r.lat = dnsperfLatency(t, n, stub, warm, dur)
+	cpu0 = treeCPU(t, p.Pid())
+	idle0 := cpuIdle(t, 0)
+	stopPerf := startPerf(t, f.name, "cold", p.Pid())
 	res = dnsperfRun(t, n, stub, cold, "-l", strconv.Itoa(dur), "-c", "4", "-q", "500")
+	stopPerf()
+	cpu = treeCPU(t, p.Pid()) - cpu0
+	r.coldCPU0 = 1 - float64(cpuIdle(t, 0)-idle0)/float64(time.Duration(dur)*time.Second)
 	r.coldQPS = res.QPS
+	if res.Completed > 0 {
+		r.coldCPUPerAnswer = cpu / time.Duration(res.Completed)
+	}
 	dnsperfRun(t, n, stub, primed, "-n", "1", "-q", "200")
 	if r.mem, err = treeMemory(p.Pid()); err != nil {
 		t.Fatal(err)
@@ -163,9 +197,11 @@ func medianDNS(rs []dnsResult) dnsResult {
 		return time.Duration(pick(func(r dnsResult) float64 { return float64(get(r)) }))
 	}
 	return dnsResult{
-		warmQPS:      pick(func(r dnsResult) float64 { return r.warmQPS }),
-		coldQPS:      pick(func(r dnsResult) float64 { return r.coldQPS }),
-		cpuPerAnswer: d(func(r dnsResult) time.Duration { return r.cpuPerAnswer }),
+		warmQPS:          pick(func(r dnsResult) float64 { return r.warmQPS }),
+		coldQPS:          pick(func(r dnsResult) float64 { return r.coldQPS }),
+		cpuPerAnswer:     d(func(r dnsResult) time.Duration { return r.cpuPerAnswer }),
+		coldCPUPerAnswer: d(func(r dnsResult) time.Duration { return r.coldCPUPerAnswer }),
+		coldCPU0:         pick(func(r dnsResult) float64 { return r.coldCPU0 }),
 		lat: latencies{
 			avg:  d(func(r dnsResult) time.Duration { return r.lat.avg }),
 			p50:  d(func(r dnsResult) time.Duration { return r.lat.p50 }),
@@ -247,6 +283,58 @@ func dnsperfLatency(t *testing.T, n *testnet.Net, stub, file string, dur int) la
 	return latencies{avg: sum / time.Duration(len(ds)), p50: q(0.5), p99: q(0.99), p999: q(0.999)}
 }
 
+// cpuIdle is how long CPU cpu has been idle since boot (/proc/stat).
+func cpuIdle(t *testing.T, cpu int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("cpu%d", cpu)
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		// cpuN user nice system idle iowait ...
+		if len(f) > 5 && f[0] == name {
+			idle, _ := strconv.ParseInt(f[4], 10, 64)
+			iowait, _ := strconv.ParseInt(f[5], 10, 64)
+			return time.Duration(idle+iowait) * time.Second / 100 // USER_HZ
+		}
+	}
+	t.Fatalf("no %s in /proc/stat", name)
+	return 0
+}
+
+// startPerf records the process tree of root with perf, when envBenchPerf
+// asks for it, until the function it returns is called.
+func startPerf(t *testing.T, forwarder, phase string, root int) (stop func()) {
+	t.Helper()
+	dir := os.Getenv(envBenchPerf)
+	if dir == "" {
+		return func() {}
+	}
+	ps, err := procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for _, pid := range tree(ps, root) {
+		pids = append(pids, strconv.Itoa(pid))
+	}
+	out := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.data", strings.ReplaceAll(forwarder, " ", "_"), phase, time.Now().UnixNano()))
+	cmd := exec.Command("perf", "record", "-q", "-g", "-o", out, "-p", strings.Join(pids, ","))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("perf: %v", err)
+	}
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		if err := cmd.Wait(); err != nil {
+			t.Logf("perf record: %v", err)
+		}
+		t.Logf("perf record of %s, %s: %s", forwarder, phase, out)
+	}
+}
+
 // treeCPU is the user and system time of root's process tree.
 func treeCPU(t *testing.T, root int) time.Duration {
 	t.Helper()
@@ -280,13 +368,13 @@ func renderDNS(full bool, dur, rounds int, dyad string, fs []dnsForwarder, rs ma
 	}
 	b.WriteString("# Caching DNS forwarders in front of the same upstream\n\n")
 	fmt.Fprintf(&b, "- %s, %d CPUs, %s; dyad-dns: %s%s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), dyad, binaryNote(dyad))
-	fmt.Fprintf(&b, "- The upstream: unbound answering every name of example.test. (a redirect zone), in a namespace of its own, over a veth pair. Each forwarder in turn, pinned to CPU 1; dnsperf pinned to CPU 0. Warm: 1000 names, cached first, %d s at up to 200 queries outstanding, 4 clients. CPU per answer: the forwarder's user and system time (all its processes) over the answers. Latency: warm, at 20,000 queries a second, %d s, each query's (dnsperf -v). Cold: names never asked, %d s, 500 outstanding. RSS and PSS: with 10,000 names cached, summed over the forwarder's processes (PSS counts a page the processes share once: dyad-dns's three map the same binary). %d rounds, each forwarder once a round, started afresh; each figure is the median of its rounds.\n\n", dur, dur, dur, rounds)
+	fmt.Fprintf(&b, "- The upstream: unbound answering every name of example.test. (a redirect zone), in a namespace of its own, over a veth pair. Each forwarder in turn, pinned to CPU 1; dnsperf pinned to CPU 0. Warm: 1000 names, cached first, %d s at up to 200 queries outstanding, 4 clients. CPU per answer: the forwarder's user and system time (all its processes) over the answers. Latency: warm, at 20,000 queries a second, %d s, each query's (dnsperf -v). Cold: names never asked, %d s, 500 outstanding; CPU 0 busy is how much of CPU 0, where dnsperf and the upstream run, was in use meanwhile (near 100%%, the forwarder is not what bounds the figure). RSS and PSS: with 10,000 names cached, summed over the forwarder's processes (PSS counts a page the processes share once: dyad-dns's three map the same binary). %d rounds, each forwarder once a round, started afresh; each figure is the median of its rounds.\n\n", dur, dur, dur, rounds)
 	d := rs["dyad-dns"]
-	b.WriteString("| forwarder | command | warm qps | CPU per answer | CPU / dyad-dns's | avg | p50 | p99 | p99.9 | cold qps | cold / dyad-dns's | RSS MiB | PSS MiB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| forwarder | command | warm qps | CPU per answer | CPU / dyad-dns's | avg | p50 | p99 | p99.9 | cold qps | cold / dyad-dns's | cold CPU per answer | CPU 0 busy, cold | RSS MiB | PSS MiB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range fs {
 		r := rs[f.name]
-		fmt.Fprintf(&b, "| %s | `%s` | %.0f | %.2f µs | %.2f | %s | %s | %s | %s | %.0f | %.2f | %.1f | %.1f |\n", f.name, f.shown, r.warmQPS, us(r.cpuPerAnswer),
-			float64(r.cpuPerAnswer)/float64(d.cpuPerAnswer), ms3(r.lat.avg), ms3(r.lat.p50), ms3(r.lat.p99), ms3(r.lat.p999), r.coldQPS, r.coldQPS/d.coldQPS, mib(r.mem.rss), mib(r.mem.pss))
+		fmt.Fprintf(&b, "| %s | `%s` | %.0f | %.2f µs | %.2f | %s | %s | %s | %s | %.0f | %.2f | %.2f µs | %.0f%% | %.1f | %.1f |\n", f.name, f.shown, r.warmQPS, us(r.cpuPerAnswer),
+			float64(r.cpuPerAnswer)/float64(d.cpuPerAnswer), ms3(r.lat.avg), ms3(r.lat.p50), ms3(r.lat.p99), ms3(r.lat.p999), r.coldQPS, r.coldQPS/d.coldQPS, us(r.coldCPUPerAnswer), 100*r.coldCPU0, mib(r.mem.rss), mib(r.mem.pss))
 	}
 	return b.String()
 }

@@ -40,9 +40,12 @@ type Stats struct {
 	Queries, Local, Hits, Misses, Stale, Prefetches, ServFail, Refused, Dropped atomic.Uint64
 }
 
-// flight is one upstream exchange that clients wait on.
+// flight is one upstream exchange that clients wait on: those that block
+// on done, and those that asked to be called (then, under the
+// Resolver's mu).
 type flight struct {
 	done chan struct{}
+	then []func(*Prepared, error)
 	p    *Prepared
 	err  error
 }
@@ -61,20 +64,12 @@ func (r *Resolver) Stats() *Stats { return &r.stats }
 // maxKey holds a key: a name of 255 bytes, its type and class.
 const maxKey = 255 + 4
 
-// AnswerCached answers msg from the cache, or says it cannot: ok is false
-// for a miss, which Answer then resolves (off the caller's loop: it waits
-// on an upstream). A query that gets no answer at all gives ok and a nil
-// dst-length change; an error answer (FORMERR and the like) is written
-// too. tcp says the answer goes over TCP, where its size is not bounded
-// by the query's.
-func (r *Resolver) AnswerCached(dst, msg []byte, tcp bool) (out []byte, ok bool) {
-	r.stats.Queries.Add(1)
-	out, _, ok = r.answerCached(dst, msg, tcp)
-	return out, ok
-}
-
-// answerCached is AnswerCached, uncounted; on a miss it returns the query
-// it accepted, for the exchange.
+// answerCached answers msg from the cache, or says it cannot: ok is false
+// for a miss, which then waits on an upstream, and q is the query
+// accepted. A query that gets no answer at all gives ok and dst
+// unchanged; an error answer (FORMERR and the like) is written too. tcp
+// says the answer goes over TCP, where its size is not bounded by the
+// query's.
 func (r *Resolver) answerCached(dst, msg []byte, tcp bool) (out []byte, q Query, ok bool) {
 	q, err := ParseQuery(msg)
 	if err != nil {
@@ -110,30 +105,31 @@ func (r *Resolver) Answer(ctx context.Context, dst, msg []byte, tcp bool) []byte
 	return r.answer(ctx, dst, msg, tcp)
 }
 
-// AnswerMiss is Answer for a query AnswerCached could not answer, counted
-// already.
-func (r *Resolver) AnswerMiss(ctx context.Context, dst, msg []byte, tcp bool) []byte {
-	return r.answer(ctx, dst, msg, tcp)
-}
-
 func (r *Resolver) answer(ctx context.Context, dst, msg []byte, tcp bool) []byte {
 	out, q, ok := r.answerCached(dst, msg, tcp)
 	if ok {
 		return out
 	}
 	r.stats.Misses.Add(1)
-	key := string(q.Key(nil))
+	var kb [maxKey]byte
+	key := string(q.Key(kb[:0]))
 	p, err := r.resolve(ctx, key, &q)
+	return r.answerResolved(dst, msg, &q, key, p, err, tcp)
+}
+
+// answerResolved answers msg, a miss, with what resolving it came to: the
+// answer, or else a stale one, or else SERVFAIL.
+func (r *Resolver) answerResolved(dst, msg []byte, q *Query, key string, p *Prepared, err error, tcp bool) []byte {
 	if err == nil {
-		return p.Write(dst, msg, &q, limit(&q, tcp))
+		return p.Write(dst, msg, q, limit(q, tcp))
 	}
-	if out, hit := r.cache.Answer(dst, msg, &q, []byte(key), r.Now(), true, limit(&q, tcp)); hit == Stale {
+	if out, hit := r.cache.Answer(dst, msg, q, []byte(key), r.Now(), true, limit(q, tcp)); hit == Stale {
 		r.stats.Stale.Add(1)
 		return out
 	}
 	r.log.Debug("no answer", "name", string(q.Name), "type", q.Type, "err", err.Error())
 	r.stats.ServFail.Add(1)
-	return errorAnswer(dst, msg, &q, RcodeServFail)
+	return errorAnswer(dst, msg, q, RcodeServFail)
 }
 
 // resolve asks an upstream the question of q, or waits for the exchange
@@ -158,6 +154,31 @@ func (r *Resolver) resolve(ctx context.Context, key string, q *Query) (*Prepared
 	xctx, cancel := context.WithTimeout(context.Background(), r.ExchangeTimeout)
 	defer cancel()
 	reply, err := r.fwd.Exchange(xctx, q)
+	r.land(key, f, reply, err)
+	return f.p, f.err
+}
+
+// resolveAsync is resolve that does not wait: it calls then with what
+// resolve would return, on another goroutine or on the caller's. q must
+// stay as it is until then.
+func (r *Resolver) resolveAsync(key string, q *Query, then func(*Prepared, error)) {
+	r.mu.Lock()
+	if f, ok := r.inflight[key]; ok {
+		f.then = append(f.then, then)
+		r.mu.Unlock()
+		return
+	}
+	f := &flight{done: make(chan struct{}), then: []func(*Prepared, error){then}}
+	r.inflight[key] = f
+	r.mu.Unlock()
+	r.fwd.ExchangeAsync(q, time.Now().Add(r.ExchangeTimeout), func(reply []byte, err error) {
+		r.land(key, f, reply, err)
+	})
+}
+
+// land ends flight f with an upstream's reply, or the error that stood
+// for one: it keeps what may be kept, and hands it to all who wait.
+func (r *Resolver) land(key string, f *flight, reply []byte, err error) {
 	if err == nil {
 		f.p, err = r.cache.Prepare(reply, r.Now())
 		if err == nil {
@@ -171,9 +192,13 @@ func (r *Resolver) resolve(ctx context.Context, key string, q *Query) (*Prepared
 	f.err = err
 	r.mu.Lock()
 	delete(r.inflight, key)
+	then := f.then
+	f.then = nil
 	r.mu.Unlock()
 	close(f.done)
-	return f.p, f.err
+	for _, t := range then {
+		t(f.p, f.err)
+	}
 }
 
 // prefetch refreshes a popular entry before it expires.

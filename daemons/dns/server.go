@@ -10,10 +10,12 @@ import (
 	"time"
 )
 
-// The stub's listeners: UDP and TCP on the sockets it was given. A hit is
-// answered on the reading goroutine; a miss on a goroutine of its own, so
-// that an upstream's delay holds up no other client. Every loop is bounded
-// by the context, and the goroutines by maxPending and maxTCPConns.
+// The stub's listeners: UDP and TCP on the sockets it was given. Over UDP,
+// a hit is answered on the reading goroutine, and a miss by whichever
+// goroutine the upstream's reply lands on (Resolver.resolveAsync), so that
+// an upstream's delay holds up no other client; over TCP, each connection
+// has a goroutine. Every loop is bounded by the context, the misses by
+// maxPending and the connections by maxTCPConns.
 
 const (
 	// maxPending bounds the misses waiting on upstreams at once, over UDP;
@@ -27,13 +29,12 @@ const (
 )
 
 // ServeUDP answers the queries that reach conn until ctx is done or conn
-// fails.
+// fails. A miss still waiting on an upstream when ctx is done gets no
+// answer.
 func (r *Resolver) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	pending := make(chan struct{}, maxPending)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	buf := make([]byte, MaxMessage)
 	out := make([]byte, 0, MaxMessage)
 	for {
@@ -44,31 +45,34 @@ func (r *Resolver) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 			}
 			continue
 		}
-		answer, ok := r.AnswerCached(out[:0], buf[:n], false)
+		r.stats.Queries.Add(1)
+		answer, q, ok := r.answerCached(out[:0], buf[:n], false)
 		if ok {
 			if len(answer) > 0 {
 				conn.WriteToUDPAddrPort(answer, from)
 			}
 			continue
 		}
-		msg := append([]byte(nil), buf[:n]...)
 		select {
 		case pending <- struct{}{}:
 		default:
 			// Too many misses waiting: SERVFAIL now, not a queue.
-			q, _ := ParseQuery(msg)
 			r.stats.ServFail.Add(1)
-			conn.WriteToUDPAddrPort(errorAnswer(out[:0], msg, &q, RcodeServFail), from)
+			conn.WriteToUDPAddrPort(errorAnswer(out[:0], buf[:n], &q, RcodeServFail), from)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		r.stats.Misses.Add(1)
+		// Copied: buf is read into again at once.
+		msg := append([]byte(nil), buf[:n]...)
+		q.Name = msg[headerLen : q.End-4]
+		var kb [maxKey]byte
+		key := string(q.Key(kb[:0]))
+		r.resolveAsync(key, &q, func(p *Prepared, err error) {
 			defer func() { <-pending }()
-			if answer := r.AnswerMiss(ctx, nil, msg, false); len(answer) > 0 {
-				conn.WriteToUDPAddrPort(answer, from)
+			if ctx.Err() == nil {
+				conn.WriteToUDPAddrPort(r.answerResolved(nil, msg, &q, key, p, err, false), from)
 			}
-		}()
+		})
 	}
 }
 

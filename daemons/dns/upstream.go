@@ -209,14 +209,75 @@ var ErrNoUpstream = errors.New("dns: no upstream answered")
 func (f *Forwarder) Exchange(ctx context.Context, q *Query) ([]byte, error) {
 	ups := f.routeFor(q.Name)
 	if len(ups) == 0 {
-		return nil, fmt.Errorf("%w: no route for the name", ErrNoUpstream)
+		return nil, errNoRoute
 	}
+	return f.exchange(ctx, q, f.order(ups, time.Now()), nil)
+}
+
+var errNoRoute = fmt.Errorf("%w: no route for the name", ErrNoUpstream)
+
+// ExchangeAsync is Exchange that does not wait: it calls done with what
+// Exchange would return, by the deadline. On the common path, the first
+// upstream's reply over UDP, done runs on the goroutine that reads that
+// upstream's socket, with the reader's buffer: it must not block, and
+// must copy what it keeps. Whatever else it takes (TCP for a truncated
+// answer, TLS, the next upstream) goes on a goroutine of its own.
+//
+// A miss costs less so: no goroutine waits on it, nor is woken to hand
+// the reply on.
+func (f *Forwarder) ExchangeAsync(q *Query, deadline time.Time, done func(reply []byte, err error)) {
+	ups := f.routeFor(q.Name)
+	if len(ups) == 0 {
+		done(nil, errNoRoute)
+		return
+	}
+	order := f.order(ups, time.Now())
+	u := order[0]
+	slow := func(first *udpOutcome) {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		done(f.exchange(ctx, q, order, first))
+	}
+	if _, ok := f.tls[u.addr]; ok {
+		go slow(nil)
+		return
+	}
+	_, _, err := f.sendUDP(u, q, func(query, reply []byte, err error) {
+		if err == nil && !truncated(reply) {
+			if reply, err := accept(reply); err == nil {
+				f.report(u, nil)
+				done(reply, nil)
+				return
+			}
+		}
+		go slow(&udpOutcome{query: query, reply: append([]byte(nil), reply...), err: err})
+	})
+	if err != nil {
+		go slow(&udpOutcome{err: err})
+	}
+}
+
+// udpOutcome is what the first upstream's exchange over UDP came to.
+type udpOutcome struct {
+	query, reply []byte
+	err          error
+}
+
+// exchange asks the upstreams in order, and returns the first answer;
+// first, when not nil, is what order[0] answered over UDP already.
+func (f *Forwarder) exchange(ctx context.Context, q *Query, order []*upstream, first *udpOutcome) ([]byte, error) {
 	var errs []error
-	for _, u := range f.order(ups, time.Now()) {
+	for i, u := range order {
 		if ctx.Err() != nil {
 			break
 		}
-		reply, err := f.exchangeWith(ctx, u, q)
+		var reply []byte
+		var err error
+		if i == 0 && first != nil {
+			reply, err = f.afterUDP(ctx, u, first.query, first.reply, first.err)
+		} else {
+			reply, err = f.exchangeWith(ctx, u, q)
+		}
 		if err == nil {
 			f.report(u, nil)
 			return reply, nil
@@ -281,20 +342,33 @@ func (f *Forwarder) Healthy(now time.Time) map[netip.AddrPort]bool {
 var errServerFailure = errors.New("the upstream failed")
 
 func (f *Forwarder) exchangeWith(ctx context.Context, u *upstream, q *Query) ([]byte, error) {
-	var query, reply []byte
-	var err error
 	if name, ok := f.tls[u.addr]; ok {
-		query = upstreamQuery(randomID(), q)
-		reply, err = f.exchangeStream(ctx, u.addr, query, name)
-	} else {
-		query, reply, err = f.exchangeUDP(ctx, u, q)
-		if err == nil && binary.BigEndian.Uint16(reply[2:])&flagTC != 0 {
-			reply, err = f.exchangeStream(ctx, u.addr, query, "")
+		reply, err := f.exchangeStream(ctx, u.addr, upstreamQuery(randomID(), q), name)
+		if err != nil {
+			return nil, err
 		}
+		return accept(reply)
+	}
+	query, reply, err := f.exchangeUDP(ctx, u, q)
+	return f.afterUDP(ctx, u, query, reply, err)
+}
+
+// afterUDP takes an exchange over UDP on: to TCP for a truncated answer.
+func (f *Forwarder) afterUDP(ctx context.Context, u *upstream, query, reply []byte, err error) ([]byte, error) {
+	if err == nil && truncated(reply) {
+		reply, err = f.exchangeStream(ctx, u.addr, query, "")
 	}
 	if err != nil {
 		return nil, err
 	}
+	return accept(reply)
+}
+
+func truncated(reply []byte) bool { return binary.BigEndian.Uint16(reply[2:])&flagTC != 0 }
+
+// accept returns a checked reply, its ID set back to 0, or an error for
+// a reply that another upstream may better: SERVFAIL, REFUSED.
+func accept(reply []byte) ([]byte, error) {
 	switch rcode := binary.BigEndian.Uint16(reply[2:]) & 0xf; rcode {
 	case RcodeServFail, RcodeRefused:
 		return nil, fmt.Errorf("%w: rcode %d", errServerFailure, rcode)

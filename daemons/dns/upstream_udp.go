@@ -38,16 +38,16 @@ type udpSocket struct {
 
 // udpWait is a query waiting for its reply.
 type udpWait struct {
-	query  []byte
-	result chan udpResult // one, with the checked reply or an error
+	query []byte
+	// deliver is called once, by whoever takes the query out of
+	// pending (the reader with its reply, the timer, a failed socket),
+	// and never under the socket's mu, with the query sent. reply is the
+	// reader's buffer, good only until deliver returns.
+	deliver func(query, reply []byte, err error)
+	timer   *time.Timer
 	// dropped is why the last reply with this ID was dropped, under the
 	// socket's mu.
 	dropped error
-}
-
-type udpResult struct {
-	reply []byte
-	err   error
 }
 
 // udpSockets are the sockets of one upstream: the one new queries go to.
@@ -59,10 +59,26 @@ type udpSockets struct {
 	gone bool
 }
 
+// sendUDP asks q of u over UDP, and hands deliver the reply that passes
+// checkReply, or the error that ended the wait: no reply within the
+// forwarder's timeout, an error of the socket. It returns the query sent
+// (for TCP, on truncation), and calls deliver only when it returns no
+// error.
+func (f *Forwarder) sendUDP(u *upstream, q *Query, deliver func(query, reply []byte, err error)) (*udpSocket, *udpWait, error) {
+	s, w, err := f.openQuery(u, q, deliver)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.conn.Write(w.query); err != nil {
+		s.cancel(w, err)
+	}
+	return s, w, nil
+}
+
 // openQuery returns the socket for a new query to u, and the query, with
 // an ID of its own, among those waiting there: a new socket when the
 // current one has done its share, or has failed.
-func (f *Forwarder) openQuery(ctx context.Context, u *upstream, q *Query) (*udpSocket, *udpWait, error) {
+func (f *Forwarder) openQuery(u *upstream, q *Query, deliver func(query, reply []byte, err error)) (*udpSocket, *udpWait, error) {
 	u.udp.mu.Lock()
 	defer u.udp.mu.Unlock()
 	for {
@@ -72,7 +88,7 @@ func (f *Forwarder) openQuery(ctx context.Context, u *upstream, q *Query) (*udpS
 			s = nil
 		}
 		if s == nil {
-			conn, err := f.dial(ctx, "udp", u.addr.String())
+			conn, err := f.dial(context.Background(), "udp", u.addr.String())
 			if err != nil {
 				return nil, nil, err
 			}
@@ -80,7 +96,7 @@ func (f *Forwarder) openQuery(ctx context.Context, u *upstream, q *Query) (*udpS
 			u.udp.current = s
 			go s.read()
 		}
-		if w, ok := s.add(u, q); ok {
+		if w, ok := s.add(u, q, deliver, f.timeout); ok {
 			return s, w, nil
 		}
 		// It failed (fail closed it) since it became the current one.
@@ -88,9 +104,9 @@ func (f *Forwarder) openQuery(ctx context.Context, u *upstream, q *Query) (*udpS
 	}
 }
 
-// add puts a query for q among those waiting on s, unless s was retired.
-// Under u.udp.mu.
-func (s *udpSocket) add(u *upstream, q *Query) (*udpWait, bool) {
+// add puts a query for q among those waiting on s, unless s was retired,
+// and gives it timeout to be answered. Under u.udp.mu.
+func (s *udpSocket) add(u *upstream, q *Query, deliver func(query, reply []byte, err error), timeout time.Duration) (*udpWait, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.retired {
@@ -100,7 +116,10 @@ func (s *udpSocket) add(u *upstream, q *Query) (*udpWait, bool) {
 	for s.pending[id] != nil {
 		id = randomID()
 	}
-	w := &udpWait{query: upstreamQuery(id, q), result: make(chan udpResult, 1)}
+	w := &udpWait{query: upstreamQuery(id, q), deliver: deliver}
+	w.timer = time.AfterFunc(timeout, func() {
+		s.cancel(w, fmt.Errorf("no reply in %v: %w", timeout, context.DeadlineExceeded))
+	})
 	s.pending[id] = w
 	// An upstream no longer routed (see udpSockets.drop) keeps no
 	// socket: this query's closes after it.
@@ -119,15 +138,30 @@ func (s *udpSocket) retire() {
 	s.closeIfIdle()
 }
 
-// done removes a query answered or given up.
-func (s *udpSocket) done(w *udpWait) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// take removes w from the queries waiting, and says whether it was there
+// still: whoever takes it delivers its outcome. Under s.mu.
+func (s *udpSocket) take(w *udpWait) bool {
 	id := binary.BigEndian.Uint16(w.query)
-	if s.pending[id] == w {
-		delete(s.pending, id)
+	if s.pending[id] != w {
+		return false
 	}
+	delete(s.pending, id)
+	w.timer.Stop()
 	s.closeIfIdle()
+	return true
+}
+
+// cancel ends the wait for w's reply with err, unless it has ended.
+func (s *udpSocket) cancel(w *udpWait, err error) {
+	s.mu.Lock()
+	taken := s.take(w)
+	if taken && w.dropped != nil {
+		err = fmt.Errorf("%w (a reply dropped: %w)", err, w.dropped)
+	}
+	s.mu.Unlock()
+	if taken {
+		w.deliver(w.query, nil, err)
+	}
 }
 
 // closeIfIdle closes a retired socket that waits on nothing more. Under
@@ -154,60 +188,62 @@ func (s *udpSocket) read() {
 			continue
 		}
 		s.mu.Lock()
-		id := binary.BigEndian.Uint16(buf)
-		if w := s.pending[id]; w != nil {
+		w := s.pending[binary.BigEndian.Uint16(buf)]
+		if w != nil {
 			if err := checkReply(w.query, buf[:n]); err != nil {
 				w.dropped = err
+				w = nil
 			} else {
-				delete(s.pending, id)
-				w.result <- udpResult{reply: append([]byte(nil), buf[:n]...)}
+				s.take(w)
 			}
 		}
 		s.mu.Unlock()
+		if w != nil {
+			w.deliver(w.query, buf[:n], nil)
+		}
 	}
 }
 
 // fail ends the queries waiting on s with err, and s.
 func (s *udpSocket) fail(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, w := range s.pending {
-		w.result <- udpResult{err: err}
-		delete(s.pending, id)
+	var ended []*udpWait
+	for _, w := range s.pending {
+		ended = append(ended, w)
+	}
+	for _, w := range ended {
+		s.take(w)
 	}
 	s.retired = true
 	s.conn.Close()
+	s.mu.Unlock()
+	for _, w := range ended {
+		w.deliver(w.query, nil, err)
+	}
 }
 
 // exchangeUDP asks q of u over UDP and waits for a reply that passes
 // checkReply; it returns the query it sent too (for TCP, on truncation).
 func (f *Forwarder) exchangeUDP(ctx context.Context, u *upstream, q *Query) (query, reply []byte, err error) {
-	s, w, err := f.openQuery(ctx, u, q)
+	type result struct {
+		reply []byte
+		err   error
+	}
+	done := make(chan result, 1)
+	s, w, err := f.sendUDP(u, q, func(_, reply []byte, err error) {
+		done <- result{append([]byte(nil), reply...), err}
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	defer s.done(w)
-	if _, err := s.conn.Write(w.query); err != nil {
-		return w.query, nil, err
-	}
-	// A timer, not a context of its own: a miss is cheaper without one.
-	timeout := time.NewTimer(f.timeout)
-	defer timeout.Stop()
 	select {
-	case r := <-w.result:
+	case r := <-done:
 		return w.query, r.reply, r.err
-	case <-timeout.C:
-		err = fmt.Errorf("no reply in %v: %w", f.timeout, context.DeadlineExceeded)
 	case <-ctx.Done():
-		err = ctx.Err()
+		s.cancel(w, ctx.Err())
 	}
-	s.mu.Lock()
-	dropped := w.dropped
-	s.mu.Unlock()
-	if dropped != nil {
-		return w.query, nil, fmt.Errorf("%w (a reply dropped: %w)", err, dropped)
-	}
-	return w.query, nil, err
+	r := <-done // cancel's, or the reply's that came first
+	return w.query, r.reply, r.err
 }
 
 // drop takes the current socket out of use, for good: the upstream is no
