@@ -2,14 +2,18 @@ package dns
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/dyad-project/dyad/internal/testnet"
 )
 
 func newTestResolver(t *testing.T, up *fakeUpstream) *Resolver {
@@ -116,5 +120,142 @@ func TestResolverServesWhatItDoesNotKeep(t *testing.T) {
 	}
 	if n := up.queries.Load(); n != 2 {
 		t.Errorf("%d queries upstream, want 2: nothing kept", n)
+	}
+}
+
+// serveUDP serves r on a loopback UDP socket until the test ends, and
+// returns its address.
+func serveUDP(t *testing.T, r *Resolver) netip.AddrPort {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- r.ServeUDP(ctx, conn) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("ServeUDP: %v", err)
+		}
+		conn.Close()
+	})
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// TestServeUDPAsksOnceForManyClients: over UDP, where a miss waits on no
+// goroutine of its own, clients asking the same question while it is
+// asked upstream, and one asking the way TCP's clients do, each get that
+// one exchange's answer, with their own ID.
+func TestServeUDPAsksOnceForManyClients(t *testing.T) {
+	release := make(chan struct{})
+	up := startFakeFrom(t, func(q *mdns.Msg, _ net.Addr) [][]byte {
+		<-release
+		return [][]byte{reply(q, nil)}
+	})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	r := newTestResolver(t, up)
+	stub := serveUDP(t, r)
+	const clients = 20
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		c, err := net.Dial("udp", stub.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		m := new(mdns.Msg)
+		m.SetQuestion("same.test.", mdns.TypeA)
+		m.Id = uint16(i + 1)
+		b, _ := m.Pack()
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	waiting := make(chan *mdns.Msg, 1)
+	go func() {
+		b, _ := query(t, "same.test.", mdns.TypeA, 0)
+		m := new(mdns.Msg)
+		if m.Unpack(r.Answer(context.Background(), nil, b, false)) != nil {
+			m = nil
+		}
+		waiting <- m
+	}()
+	// The upstream answers once every client waits on the exchange.
+	if !testnet.WaitFor(10*time.Second, func() bool { return r.stats.Queries.Load() == clients+1 }) {
+		t.Fatalf("%d queries reached the resolver, want %d", r.stats.Queries.Load(), clients+1)
+	}
+	close(release)
+	for i, c := range conns {
+		buf := make([]byte, MaxMessage)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		m := decode(t, buf[:n])
+		if len(m.Answer) != 1 || m.Id != uint16(i+1) {
+			t.Errorf("client %d: ID %d, %d answers: want ID %d, 1 answer", i, m.Id, len(m.Answer), i+1)
+		}
+	}
+	if m := <-waiting; m == nil || len(m.Answer) != 1 || m.Id != 0x1234 {
+		t.Errorf("the waiting client: %v", m)
+	}
+	if n := up.queries.Load(); n != 1 {
+		t.Errorf("%d queries upstream for %d clients at once, want 1", n, clients+1)
+	}
+}
+
+// TestServeUDPBoundsTheMisses: past maxPending misses waiting on an
+// upstream, a miss gets SERVFAIL at once.
+func TestServeUDPBoundsTheMisses(t *testing.T) {
+	silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
+	f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr}}}, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(NewCache(CacheConfig{}), f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stub := serveUDP(t, r)
+	c, err := net.Dial("udp", stub.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask := func(i int) {
+		m := new(mdns.Msg)
+		m.SetQuestion(fmt.Sprintf("n%d.test.", i), mdns.TypeA)
+		m.Id = uint16(i)
+		b, _ := m.Pack()
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// In steps, each waited for: the stub's socket holds a few hundred
+	// queries, not maxPending.
+	for i := range maxPending {
+		ask(i)
+		if (i+1)%100 == 0 || i+1 == maxPending {
+			if !testnet.WaitFor(10*time.Second, func() bool { return r.stats.Misses.Load() == uint64(i+1) }) {
+				t.Fatalf("%d misses waiting, want %d", r.stats.Misses.Load(), i+1)
+			}
+		}
+	}
+	ask(maxPending)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, MaxMessage)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := decode(t, buf[:n]); m.Id != maxPending || m.Rcode != mdns.RcodeServerFailure {
+		t.Errorf("ID %d, rcode %s: want ID %d, SERVFAIL", m.Id, mdns.RcodeToString[m.Rcode], maxPending)
 	}
 }

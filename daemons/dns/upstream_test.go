@@ -114,6 +114,48 @@ func reply(q *mdns.Msg, edit func(m *mdns.Msg)) []byte {
 	return b
 }
 
+// exchangeModes are the forwarder's two ways to ask: Exchange, which
+// waits, and ExchangeAsync, which calls back. The forwarder's tests run
+// both.
+func exchangeModes() []exchangeMode {
+	return []exchangeMode{
+		{"Exchange", func(t *testing.T, f *Forwarder, q *Query) ([]byte, error) { return f.Exchange(context.Background(), q) }},
+		{"ExchangeAsync", exchangeAsync},
+	}
+}
+
+type exchangeMode struct {
+	name     string
+	exchange func(t *testing.T, f *Forwarder, q *Query) ([]byte, error)
+}
+
+// exchangeAsync waits for ExchangeAsync's outcome, and fails t if done is
+// called more than once.
+func exchangeAsync(t *testing.T, f *Forwarder, q *Query) ([]byte, error) {
+	t.Helper()
+	type result struct {
+		reply []byte
+		err   error
+	}
+	done := make(chan result, 2)
+	f.ExchangeAsync(q, time.Now().Add(10*time.Second), func(reply []byte, err error) {
+		done <- result{append([]byte(nil), reply...), err}
+	})
+	t.Cleanup(func() {
+		if len(done) > 0 {
+			t.Errorf("ExchangeAsync called done twice for %s", q.Name)
+		}
+	})
+	select {
+	case r := <-done:
+		return r.reply, r.err
+	case <-time.After(30 * time.Second):
+		// Errorf, not Fatalf: some tests ask from goroutines.
+		t.Errorf("ExchangeAsync never called done for %s", q.Name)
+		return nil, errors.New("no outcome")
+	}
+}
+
 func clientQuery(t *testing.T, name string) *Query {
 	t.Helper()
 	_, q := query(t, name, mdns.TypeA, 0)
@@ -121,106 +163,122 @@ func clientQuery(t *testing.T, name string) *Query {
 }
 
 func TestForwarderDropsWhatDoesNotAnswerTheQuery(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		edit  func(m *mdns.Msg)
-		valid bool
-	}{
-		{"the answer", nil, true},
-		{"another ID", func(m *mdns.Msg) { m.Id++ }, false},
-		{"not a response", func(m *mdns.Msg) { m.Response = false }, false},
-		{"another name", func(m *mdns.Msg) { m.Question[0].Name = "other.test." }, false},
-		{"the name in another case", func(m *mdns.Msg) { m.Question[0].Name = strings.ToUpper(m.Question[0].Name) }, false},
-		{"another type", func(m *mdns.Msg) { m.Question[0].Qtype = mdns.TypeAAAA }, false},
-		{"another class", func(m *mdns.Msg) { m.Question[0].Qclass = mdns.ClassCHAOS }, false},
-		{"another opcode", func(m *mdns.Msg) { m.Opcode = mdns.OpcodeNotify }, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			// The spoof comes first, the answer after it: a forwarder
-			// that takes the spoof fails the check below.
-			up := startFake(t, func(q *mdns.Msg) [][]byte {
-				if tc.valid {
-					return [][]byte{reply(q, nil)}
-				}
-				return [][]byte{reply(q, tc.edit), reply(q, func(m *mdns.Msg) { m.Answer[0].(*mdns.A).A = net.IPv4(192, 0, 2, 99) })}
-			}, nil)
-			f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}, Timeout: time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, err := f.Exchange(context.Background(), clientQuery(t, "Www.Example.Test."))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := new(mdns.Msg)
-			if err := m.Unpack(out); err != nil {
-				t.Fatal(err)
-			}
-			want := "192.0.2.1"
-			if !tc.valid {
-				want = "192.0.2.99"
-			}
-			if got := m.Answer[0].(*mdns.A).A.String(); got != want || m.Id != 0 {
-				t.Errorf("took the reply with %s, ID %d: want %s, ID 0", got, m.Id, want)
+	for _, mode := range exchangeModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			for _, tc := range []struct {
+				name  string
+				edit  func(m *mdns.Msg)
+				valid bool
+			}{
+				{"the answer", nil, true},
+				{"another ID", func(m *mdns.Msg) { m.Id++ }, false},
+				{"not a response", func(m *mdns.Msg) { m.Response = false }, false},
+				{"another name", func(m *mdns.Msg) { m.Question[0].Name = "other.test." }, false},
+				{"the name in another case", func(m *mdns.Msg) { m.Question[0].Name = strings.ToUpper(m.Question[0].Name) }, false},
+				{"another type", func(m *mdns.Msg) { m.Question[0].Qtype = mdns.TypeAAAA }, false},
+				{"another class", func(m *mdns.Msg) { m.Question[0].Qclass = mdns.ClassCHAOS }, false},
+				{"another opcode", func(m *mdns.Msg) { m.Opcode = mdns.OpcodeNotify }, false},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					// The spoof comes first, the answer after it: a forwarder
+					// that takes the spoof fails the check below.
+					up := startFake(t, func(q *mdns.Msg) [][]byte {
+						if tc.valid {
+							return [][]byte{reply(q, nil)}
+						}
+						return [][]byte{reply(q, tc.edit), reply(q, func(m *mdns.Msg) { m.Answer[0].(*mdns.A).A = net.IPv4(192, 0, 2, 99) })}
+					}, nil)
+					f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}, Timeout: time.Second})
+					if err != nil {
+						t.Fatal(err)
+					}
+					out, err := mode.exchange(t, f, clientQuery(t, "Www.Example.Test."))
+					if err != nil {
+						t.Fatal(err)
+					}
+					m := new(mdns.Msg)
+					if err := m.Unpack(out); err != nil {
+						t.Fatal(err)
+					}
+					want := "192.0.2.1"
+					if !tc.valid {
+						want = "192.0.2.99"
+					}
+					if got := m.Answer[0].(*mdns.A).A.String(); got != want || m.Id != 0 {
+						t.Errorf("took the reply with %s, ID %d: want %s, ID 0", got, m.Id, want)
+					}
+				})
 			}
 		})
 	}
 }
 
 func TestForwarderFallsBackToTCP(t *testing.T) {
-	up := startFake(t, func(q *mdns.Msg) [][]byte {
-		return [][]byte{reply(q, func(m *mdns.Msg) { m.Truncated, m.Answer = true, nil })}
-	}, func(q *mdns.Msg) []byte {
-		return reply(q, func(m *mdns.Msg) {
-			for range 99 {
-				m.Answer = append(m.Answer, m.Answer[0])
+	for _, mode := range exchangeModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			up := startFake(t, func(q *mdns.Msg) [][]byte {
+				return [][]byte{reply(q, func(m *mdns.Msg) { m.Truncated, m.Answer = true, nil })}
+			}, func(q *mdns.Msg) []byte {
+				return reply(q, func(m *mdns.Msg) {
+					for range 99 {
+						m.Answer = append(m.Answer, m.Answer[0])
+					}
+				})
+			})
+			f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}})
+			out, err := mode.exchange(t, f, clientQuery(t, "big.test."))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := new(mdns.Msg)
+			if err := m.Unpack(out); err != nil || m.Truncated || len(m.Answer) != 100 {
+				t.Errorf("%v: TC %v, %d answers: want the TCP answer's 100", err, m.Truncated, len(m.Answer))
 			}
 		})
-	})
-	f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}})
-	out, err := f.Exchange(context.Background(), clientQuery(t, "big.test."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := new(mdns.Msg)
-	if err := m.Unpack(out); err != nil || m.Truncated || len(m.Answer) != 100 {
-		t.Errorf("%v: TC %v, %d answers: want the TCP answer's 100", err, m.Truncated, len(m.Answer))
 	}
 }
 
 func TestForwarderFailsOverAndSetsAsideWhatFails(t *testing.T) {
-	silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
-	servfail := startFake(t, func(q *mdns.Msg) [][]byte {
-		return [][]byte{reply(q, func(m *mdns.Msg) { m.Rcode, m.Answer = mdns.RcodeServerFailure, nil })}
-	}, nil)
-	good := startFake(t, func(q *mdns.Msg) [][]byte { return [][]byte{reply(q, nil)} }, nil)
-	f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr, servfail.addr, good.addr}}}, Timeout: 100 * time.Millisecond})
-	for i := range failuresToDown {
-		if _, err := f.Exchange(context.Background(), clientQuery(t, "a.test.")); err != nil {
-			t.Fatalf("exchange %d: %v", i, err)
-		}
-	}
-	if silent.queries.Load() != failuresToDown || servfail.queries.Load() != failuresToDown {
-		t.Fatalf("queries: silent %d, servfail %d: want %d each, in order", silent.queries.Load(), servfail.queries.Load(), failuresToDown)
-	}
-	health := f.Healthy(time.Now())
-	if health[silent.addr] || health[servfail.addr] || !health[good.addr] {
-		t.Errorf("health %v: want the first two set aside", health)
-	}
-	// Set aside: the good one is asked first.
-	if _, err := f.Exchange(context.Background(), clientQuery(t, "a.test.")); err != nil {
-		t.Fatal(err)
-	}
-	if silent.queries.Load() != failuresToDown || good.queries.Load() != failuresToDown+1 {
-		t.Errorf("after setting aside: silent %d, good %d queries", silent.queries.Load(), good.queries.Load())
+	for _, mode := range exchangeModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
+			servfail := startFake(t, func(q *mdns.Msg) [][]byte {
+				return [][]byte{reply(q, func(m *mdns.Msg) { m.Rcode, m.Answer = mdns.RcodeServerFailure, nil })}
+			}, nil)
+			good := startFake(t, func(q *mdns.Msg) [][]byte { return [][]byte{reply(q, nil)} }, nil)
+			f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr, servfail.addr, good.addr}}}, Timeout: 100 * time.Millisecond})
+			for i := range failuresToDown {
+				if _, err := mode.exchange(t, f, clientQuery(t, "a.test.")); err != nil {
+					t.Fatalf("exchange %d: %v", i, err)
+				}
+			}
+			if silent.queries.Load() != failuresToDown || servfail.queries.Load() != failuresToDown {
+				t.Fatalf("queries: silent %d, servfail %d: want %d each, in order", silent.queries.Load(), servfail.queries.Load(), failuresToDown)
+			}
+			health := f.Healthy(time.Now())
+			if health[silent.addr] || health[servfail.addr] || !health[good.addr] {
+				t.Errorf("health %v: want the first two set aside", health)
+			}
+			// Set aside: the good one is asked first.
+			if _, err := mode.exchange(t, f, clientQuery(t, "a.test.")); err != nil {
+				t.Fatal(err)
+			}
+			if silent.queries.Load() != failuresToDown || good.queries.Load() != failuresToDown+1 {
+				t.Errorf("after setting aside: silent %d, good %d queries", silent.queries.Load(), good.queries.Load())
+			}
+		})
 	}
 }
 
 func TestForwarderNoUpstream(t *testing.T) {
-	silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
-	f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr}}}, Timeout: 50 * time.Millisecond})
-	if _, err := f.Exchange(context.Background(), clientQuery(t, "a.test.")); !errors.Is(err, ErrNoUpstream) {
-		t.Errorf("%v: want ErrNoUpstream", err)
+	for _, mode := range exchangeModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
+			f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr}}}, Timeout: 50 * time.Millisecond})
+			if _, err := mode.exchange(t, f, clientQuery(t, "a.test.")); !errors.Is(err, ErrNoUpstream) {
+				t.Errorf("%v: want ErrNoUpstream", err)
+			}
+		})
 	}
 }
 
@@ -311,55 +369,63 @@ func TestForwarderSharesAndRenewsSockets(t *testing.T) {
 }
 
 func TestForwarderQueriesShareASocket(t *testing.T) {
-	// The fake upstream answers each query after a delay of its own, so
-	// that replies come back out of order; each carries the query's name
-	// in its TXT record.
-	up := startFakeFrom(t, func(q *mdns.Msg, _ net.Addr) [][]byte {
-		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
-		return [][]byte{reply(q, func(m *mdns.Msg) {
-			rr, _ := mdns.NewRR(q.Question[0].Name + ` 300 IN TXT "` + q.Question[0].Name + `"`)
-			m.Answer = []mdns.RR{rr}
-		})}
-	})
-	f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for i := range 64 {
-		wg.Go(func() {
-			name := fmt.Sprintf("q%d.test.", i)
-			_, q := query(t, name, mdns.TypeTXT, 0)
-			out, err := f.Exchange(context.Background(), q)
+	for _, mode := range exchangeModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			// The fake upstream answers each query after a delay of its own, so
+			// that replies come back out of order; each carries the query's name
+			// in its TXT record.
+			up := startFakeFrom(t, func(q *mdns.Msg, _ net.Addr) [][]byte {
+				time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+				return [][]byte{reply(q, func(m *mdns.Msg) {
+					rr, _ := mdns.NewRR(q.Question[0].Name + ` 300 IN TXT "` + q.Question[0].Name + `"`)
+					m.Answer = []mdns.RR{rr}
+				})}
+			})
+			f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}, Timeout: 2 * time.Second})
 			if err != nil {
-				t.Error(err)
-				return
+				t.Fatal(err)
 			}
-			m := new(mdns.Msg)
-			if err := m.Unpack(out); err != nil || len(m.Answer) != 1 {
-				t.Errorf("%s: %v, %d answers", name, err, len(m.Answer))
-				return
+			var wg sync.WaitGroup
+			for i := range 64 {
+				wg.Go(func() {
+					name := fmt.Sprintf("q%d.test.", i)
+					_, q := query(t, name, mdns.TypeTXT, 0)
+					out, err := mode.exchange(t, f, q)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					m := new(mdns.Msg)
+					if err := m.Unpack(out); err != nil || len(m.Answer) != 1 {
+						t.Errorf("%s: %v, %d answers", name, err, len(m.Answer))
+						return
+					}
+					if got := m.Answer[0].(*mdns.TXT).Txt[0]; got != name {
+						t.Errorf("%s: answered with %s's reply", name, got)
+					}
+				})
 			}
-			if got := m.Answer[0].(*mdns.TXT).Txt[0]; got != name {
-				t.Errorf("%s: answered with %s's reply", name, got)
-			}
+			wg.Wait()
 		})
 	}
-	wg.Wait()
 }
 
 func TestForwarderPortUnreachable(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	pc.Close()
-	f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{closed}}}, Timeout: time.Minute})
-	for range 2 {
-		if _, err := f.Exchange(context.Background(), clientQuery(t, "a.test.")); !errors.Is(err, syscall.ECONNREFUSED) {
-			t.Errorf("%v: want ECONNREFUSED, from the ICMP the port sends back", err)
-		}
+	for _, mode := range exchangeModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			closed := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+			pc.Close()
+			f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{closed}}}, Timeout: time.Minute})
+			for range 2 {
+				if _, err := mode.exchange(t, f, clientQuery(t, "a.test.")); !errors.Is(err, syscall.ECONNREFUSED) {
+					t.Errorf("%v: want ECONNREFUSED, from the ICMP the port sends back", err)
+				}
+			}
+		})
 	}
 }
 
