@@ -50,8 +50,9 @@ const (
 	// envBenchOnly, a regular expression, runs the forwarders whose
 	// names it matches alone: for profiling one.
 	envBenchOnly = "DYAD_BENCH_ONLY"
-	// envBenchPerf names a directory where each forwarder's cold stream
-	// is recorded by perf (perf record -g), one file a round.
+	// envBenchPerf names a directory where each forwarder's warm and
+	// cold streams are recorded by perf (perf record -g), a file each a
+	// round.
 	envBenchPerf = "DYAD_BENCH_PERF"
 )
 
@@ -157,7 +158,9 @@ func measureDNS(t *testing.T, n *testnet.Net, f dnsForwarder, dir, stub, upstrea
 	var r dnsResult
 	dnsperfRun(t, n, stub, warm, "-n", "1") // the cache primed
 	cpu0 := treeCPU(t, p.Pid())
+	stopPerf := startPerf(t, f.name, "warm", p.Pid())
 	res := dnsperfRun(t, n, stub, warm, "-l", strconv.Itoa(dur), "-c", "4", "-q", "200")
+	stopPerf()
 	cpu := treeCPU(t, p.Pid()) - cpu0
 	r.warmQPS = res.QPS
 	if res.Completed > 0 {
@@ -166,7 +169,7 @@ func measureDNS(t *testing.T, n *testnet.Net, f dnsForwarder, dir, stub, upstrea
 	r.lat = dnsperfLatency(t, n, stub, warm, dur)
 	cpu0 = treeCPU(t, p.Pid())
 	idle0 := cpuIdle(t, 0)
-	stopPerf := startPerf(t, f.name, "cold", p.Pid())
+	stopPerf = startPerf(t, f.name, "cold", p.Pid())
 	res = dnsperfRun(t, n, stub, cold, "-l", strconv.Itoa(dur), "-c", "4", "-q", "500")
 	stopPerf()
 	cpu = treeCPU(t, p.Pid()) - cpu0
@@ -328,10 +331,8 @@ func startPerf(t *testing.T, forwarder, phase string, root int) (stop func()) {
 	}
 	return func() {
 		cmd.Process.Signal(os.Interrupt)
-		if err := cmd.Wait(); err != nil {
-			t.Logf("perf record: %v", err)
-		}
-		t.Logf("perf record of %s, %s: %s", forwarder, phase, out)
+		cmd.Wait() // an error: the interrupt
+		t.Logf("perf record of %s, %s (pids %s): %s", forwarder, phase, strings.Join(pids, ","), out)
 	}
 }
 
