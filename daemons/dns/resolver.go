@@ -159,8 +159,9 @@ func (r *Resolver) resolve(ctx context.Context, key string, q *Query) (*Prepared
 }
 
 // resolveAsync is resolve that does not wait: it calls then with what
-// resolve would return, on another goroutine or on the caller's. q must
-// stay as it is until then.
+// resolve would return, on the goroutine that lands the exchange (often
+// the one reading the upstream's socket, or a client's that waits) or on
+// the caller's; then should not block. q must stay as it is until then.
 func (r *Resolver) resolveAsync(key string, q *Query, then func(*Prepared, error)) {
 	r.mu.Lock()
 	if f, ok := r.inflight[key]; ok {

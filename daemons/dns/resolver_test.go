@@ -146,83 +146,113 @@ func serveUDP(t *testing.T, r *Resolver) netip.AddrPort {
 
 // TestServeUDPAsksOnceForManyClients: over UDP, where a miss waits on no
 // goroutine of its own, clients asking the same question while it is
-// asked upstream, and one asking the way TCP's clients do, each get that
-// one exchange's answer, with their own ID.
+// asked upstream each get that one exchange's answer, with their own ID,
+// whether the exchange is a UDP client's or one asked the way TCP's
+// clients ask (which waits).
 func TestServeUDPAsksOnceForManyClients(t *testing.T) {
-	release := make(chan struct{})
-	up := startFakeFrom(t, func(q *mdns.Msg, _ net.Addr) [][]byte {
-		<-release
-		return [][]byte{reply(q, nil)}
-	})
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
-	r := newTestResolver(t, up)
-	stub := serveUDP(t, r)
-	const clients = 20
-	conns := make([]net.Conn, clients)
-	for i := range conns {
-		c, err := net.Dial("udp", stub.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		m := new(mdns.Msg)
-		m.SetQuestion("same.test.", mdns.TypeA)
-		m.Id = uint16(i + 1)
-		b, _ := m.Pack()
-		if _, err := c.Write(b); err != nil {
-			t.Fatal(err)
-		}
-		conns[i] = c
-	}
-	waiting := make(chan *mdns.Msg, 1)
-	go func() {
-		b, _ := query(t, "same.test.", mdns.TypeA, 0)
-		m := new(mdns.Msg)
-		if m.Unpack(r.Answer(context.Background(), nil, b, false)) != nil {
-			m = nil
-		}
-		waiting <- m
-	}()
-	// The upstream answers once every client waits on the exchange.
-	if !testnet.WaitFor(10*time.Second, func() bool { return r.stats.Queries.Load() == clients+1 }) {
-		t.Fatalf("%d queries reached the resolver, want %d", r.stats.Queries.Load(), clients+1)
-	}
-	close(release)
-	for i, c := range conns {
-		buf := make([]byte, MaxMessage)
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-		m := decode(t, buf[:n])
-		if len(m.Answer) != 1 || m.Id != uint16(i+1) {
-			t.Errorf("client %d: ID %d, %d answers: want ID %d, 1 answer", i, m.Id, len(m.Answer), i+1)
-		}
-	}
-	if m := <-waiting; m == nil || len(m.Answer) != 1 || m.Id != 0x1234 {
-		t.Errorf("the waiting client: %v", m)
-	}
-	if n := up.queries.Load(); n != 1 {
-		t.Errorf("%d queries upstream for %d clients at once, want 1", n, clients+1)
+	for _, waiting := range []bool{false, true} {
+		t.Run(fmt.Sprintf("first asked waiting %v", waiting), func(t *testing.T) {
+			release := make(chan struct{})
+			up := startFakeFrom(t, func(q *mdns.Msg, _ net.Addr) [][]byte {
+				<-release
+				return [][]byte{reply(q, nil)}
+			})
+			var once sync.Once
+			releaseOnce := func() { once.Do(func() { close(release) }) }
+			defer releaseOnce()
+			r := newTestResolver(t, up)
+			stub := serveUDP(t, r)
+
+			const clients = 20
+			ask := func(id uint16) net.Conn {
+				c, err := net.Dial("udp", stub.String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				m := new(mdns.Msg)
+				m.SetQuestion("same.test.", mdns.TypeA)
+				m.Id = id
+				b, _ := m.Pack()
+				if _, err := c.Write(b); err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			var conns []net.Conn
+			first := make(chan *mdns.Msg, 1)
+			if waiting {
+				go func() {
+					b, _ := query(t, "same.test.", mdns.TypeA, 0)
+					m := new(mdns.Msg)
+					if m.Unpack(r.Answer(context.Background(), nil, b, false)) != nil {
+						m = nil
+					}
+					first <- m
+				}()
+			} else {
+				conns = append(conns, ask(1))
+			}
+			// The others ask once the exchange is under way, and the
+			// upstream answers once they all wait on it.
+			if !testnet.WaitFor(10*time.Second, func() bool { return up.queries.Load() == 1 }) {
+				t.Fatal("the first query never reached the upstream")
+			}
+			for len(conns) < clients {
+				conns = append(conns, ask(uint16(len(conns)+1)))
+			}
+			key := string(CacheKey(nil, []byte("\x04same\x04test\x00"), mdns.TypeA, mdns.ClassINET))
+			if !testnet.WaitFor(10*time.Second, func() bool {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				f := r.inflight[key]
+				return f != nil && len(f.then) == clients
+			}) {
+				t.Fatalf("%d UDP clients never all waited on the exchange", clients)
+			}
+			releaseOnce()
+			for i, c := range conns {
+				buf := make([]byte, MaxMessage)
+				n, err := c.Read(buf)
+				if err != nil {
+					t.Fatalf("client %d: %v", i, err)
+				}
+				m := decode(t, buf[:n])
+				if len(m.Answer) != 1 || m.Id != uint16(i+1) {
+					t.Errorf("client %d: ID %d, %d answers: want ID %d, 1 answer", i, m.Id, len(m.Answer), i+1)
+				}
+			}
+			if waiting {
+				if m := <-first; m == nil || len(m.Answer) != 1 || m.Id != 0x1234 {
+					t.Errorf("the waiting client: %v", m)
+				}
+			}
+			if n := up.queries.Load(); n != 1 {
+				t.Errorf("%d queries upstream for the clients at once, want 1", n)
+			}
+		})
 	}
 }
 
 // TestServeUDPBoundsTheMisses: past maxPending misses waiting on an
-// upstream, a miss gets SERVFAIL at once.
+// upstream, a miss gets SERVFAIL at once; once they have failed, misses
+// are asked upstream again.
 func TestServeUDPBoundsTheMisses(t *testing.T) {
-	silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
-	f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr}}}, Timeout: time.Minute})
+	release := make(chan struct{})
+	up := startFakeFrom(t, func(q *mdns.Msg, _ net.Addr) [][]byte {
+		<-release
+		return [][]byte{reply(q, func(m *mdns.Msg) { m.Rcode, m.Answer = mdns.RcodeServerFailure, nil })}
+	})
+	var once sync.Once
+	releaseOnce := func() { once.Do(func() { close(release) }) }
+	defer releaseOnce()
+	f, err := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}, Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := NewResolver(NewCache(CacheConfig{}), f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.ExchangeTimeout = time.Minute
 	stub := serveUDP(t, r)
 	c, err := net.Dial("udp", stub.String())
 	if err != nil {
@@ -257,5 +287,17 @@ func TestServeUDPBoundsTheMisses(t *testing.T) {
 	}
 	if m := decode(t, buf[:n]); m.Id != maxPending || m.Rcode != mdns.RcodeServerFailure {
 		t.Errorf("ID %d, rcode %s: want ID %d, SERVFAIL", m.Id, mdns.RcodeToString[m.Rcode], maxPending)
+	}
+	if r.stats.Misses.Load() != maxPending {
+		t.Errorf("%d misses: the one past the bound was asked upstream", r.stats.Misses.Load())
+	}
+	// The upstream fails them all: each miss's place is given back.
+	releaseOnce()
+	if !testnet.WaitFor(30*time.Second, func() bool { return r.stats.ServFail.Load() == maxPending+1 }) {
+		t.Fatalf("%d SERVFAIL answers, want %d", r.stats.ServFail.Load(), maxPending+1)
+	}
+	ask(maxPending + 1)
+	if !testnet.WaitFor(10*time.Second, func() bool { return r.stats.Misses.Load() == maxPending+1 }) {
+		t.Errorf("%d misses: a miss after the others failed was not asked upstream", r.stats.Misses.Load())
 	}
 }

@@ -217,11 +217,13 @@ func (f *Forwarder) Exchange(ctx context.Context, q *Query) ([]byte, error) {
 var errNoRoute = fmt.Errorf("%w: no route for the name", ErrNoUpstream)
 
 // ExchangeAsync is Exchange that does not wait: it calls done with what
-// Exchange would return, by the deadline. On the common path, the first
-// upstream's reply over UDP, done runs on the goroutine that reads that
-// upstream's socket, with the reader's buffer: it must not block, and
-// must copy what it keeps. Whatever else it takes (TCP for a truncated
-// answer, TLS, the next upstream) goes on a goroutine of its own.
+// Exchange would return with a context that ends at deadline. On the
+// common path, the first upstream's reply over UDP, done runs on the
+// goroutine that reads that upstream's socket, with the reader's buffer:
+// it must copy what it keeps, and should not block, for the replies to
+// the other queries on that socket wait meanwhile. Whatever else it takes
+// (TCP for a truncated answer, TLS, the next upstream) goes on a goroutine
+// of its own. q must stay as it is until done is called.
 //
 // A miss costs less so: no goroutine waits on it, nor is woken to hand
 // the reply on.
@@ -242,7 +244,8 @@ func (f *Forwarder) ExchangeAsync(q *Query, deadline time.Time, done func(reply 
 		go slow(nil)
 		return
 	}
-	_, _, err := f.sendUDP(u, q, func(query, reply []byte, err error) {
+	timeout := max(min(f.timeout, time.Until(deadline)), 0)
+	_, _, err := f.sendUDP(u, q, timeout, func(query, reply []byte, err error) {
 		if err == nil && !truncated(reply) {
 			if reply, err := accept(reply); err == nil {
 				f.report(u, nil)
@@ -264,11 +267,12 @@ type udpOutcome struct {
 }
 
 // exchange asks the upstreams in order, and returns the first answer;
-// first, when not nil, is what order[0] answered over UDP already.
+// first, when not nil, is what order[0] answered over UDP already, which
+// counts even if it came as ctx ended.
 func (f *Forwarder) exchange(ctx context.Context, q *Query, order []*upstream, first *udpOutcome) ([]byte, error) {
 	var errs []error
 	for i, u := range order {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && (i > 0 || first == nil) {
 			break
 		}
 		var reply []byte
@@ -284,6 +288,9 @@ func (f *Forwarder) exchange(ctx context.Context, q *Query, order []*upstream, f
 		}
 		f.report(u, err)
 		errs = append(errs, fmt.Errorf("%s: %w", u.addr, err))
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("%w: %w", ErrNoUpstream, ctx.Err())
 	}
 	return nil, fmt.Errorf("%w: %w", ErrNoUpstream, errors.Join(errs...))
 }

@@ -119,26 +119,32 @@ func reply(q *mdns.Msg, edit func(m *mdns.Msg)) []byte {
 // both.
 func exchangeModes() []exchangeMode {
 	return []exchangeMode{
-		{"Exchange", func(t *testing.T, f *Forwarder, q *Query) ([]byte, error) { return f.Exchange(context.Background(), q) }},
+		{"Exchange", func(t *testing.T, ctx context.Context, f *Forwarder, q *Query) ([]byte, error) {
+			return f.Exchange(ctx, q)
+		}},
 		{"ExchangeAsync", exchangeAsync},
 	}
 }
 
 type exchangeMode struct {
 	name     string
-	exchange func(t *testing.T, f *Forwarder, q *Query) ([]byte, error)
+	exchange func(t *testing.T, ctx context.Context, f *Forwarder, q *Query) ([]byte, error)
 }
 
-// exchangeAsync waits for ExchangeAsync's outcome, and fails t if done is
-// called more than once.
-func exchangeAsync(t *testing.T, f *Forwarder, q *Query) ([]byte, error) {
+// exchangeAsync waits for ExchangeAsync's outcome, with ctx's deadline
+// (10 s without one), and fails t if done is called more than once.
+func exchangeAsync(t *testing.T, ctx context.Context, f *Forwarder, q *Query) ([]byte, error) {
 	t.Helper()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
 	type result struct {
 		reply []byte
 		err   error
 	}
 	done := make(chan result, 2)
-	f.ExchangeAsync(q, time.Now().Add(10*time.Second), func(reply []byte, err error) {
+	f.ExchangeAsync(q, deadline, func(reply []byte, err error) {
 		done <- result{append([]byte(nil), reply...), err}
 	})
 	t.Cleanup(func() {
@@ -192,7 +198,7 @@ func TestForwarderDropsWhatDoesNotAnswerTheQuery(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					out, err := mode.exchange(t, f, clientQuery(t, "Www.Example.Test."))
+					out, err := mode.exchange(t, context.Background(), f, clientQuery(t, "Www.Example.Test."))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -226,7 +232,7 @@ func TestForwarderFallsBackToTCP(t *testing.T) {
 				})
 			})
 			f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{up.addr}}}})
-			out, err := mode.exchange(t, f, clientQuery(t, "big.test."))
+			out, err := mode.exchange(t, context.Background(), f, clientQuery(t, "big.test."))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,7 +254,7 @@ func TestForwarderFailsOverAndSetsAsideWhatFails(t *testing.T) {
 			good := startFake(t, func(q *mdns.Msg) [][]byte { return [][]byte{reply(q, nil)} }, nil)
 			f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr, servfail.addr, good.addr}}}, Timeout: 100 * time.Millisecond})
 			for i := range failuresToDown {
-				if _, err := mode.exchange(t, f, clientQuery(t, "a.test.")); err != nil {
+				if _, err := mode.exchange(t, context.Background(), f, clientQuery(t, "a.test.")); err != nil {
 					t.Fatalf("exchange %d: %v", i, err)
 				}
 			}
@@ -260,7 +266,7 @@ func TestForwarderFailsOverAndSetsAsideWhatFails(t *testing.T) {
 				t.Errorf("health %v: want the first two set aside", health)
 			}
 			// Set aside: the good one is asked first.
-			if _, err := mode.exchange(t, f, clientQuery(t, "a.test.")); err != nil {
+			if _, err := mode.exchange(t, context.Background(), f, clientQuery(t, "a.test.")); err != nil {
 				t.Fatal(err)
 			}
 			if silent.queries.Load() != failuresToDown || good.queries.Load() != failuresToDown+1 {
@@ -270,12 +276,43 @@ func TestForwarderFailsOverAndSetsAsideWhatFails(t *testing.T) {
 	}
 }
 
+// TestForwarderDeadline: an exchange ends by its deadline, though the
+// upstream's own timeout is longer, and counts the upstream's silence.
+func TestForwarderDeadline(t *testing.T) {
+	for _, mode := range exchangeModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
+			f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr}}}, Timeout: time.Hour})
+			for range failuresToDown {
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				_, err := mode.exchange(t, ctx, f, clientQuery(t, "a.test."))
+				cancel()
+				if !errors.Is(err, ErrNoUpstream) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), silent.addr.String()) {
+					t.Fatalf("%v: want no upstream, the deadline, and the upstream named", err)
+				}
+			}
+			if f.Healthy(time.Now())[silent.addr] {
+				t.Errorf("the silent upstream is still in use after %d exchanges it did not answer", failuresToDown)
+			}
+		})
+	}
+}
+
+func TestForwarderNoRoute(t *testing.T) {
+	f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{"example.", []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:53")}}}})
+	for _, mode := range exchangeModes() {
+		if _, err := mode.exchange(t, context.Background(), f, clientQuery(t, "a.test.")); !errors.Is(err, ErrNoUpstream) {
+			t.Errorf("%s: %v: want ErrNoUpstream", mode.name, err)
+		}
+	}
+}
+
 func TestForwarderNoUpstream(t *testing.T) {
 	for _, mode := range exchangeModes() {
 		t.Run(mode.name, func(t *testing.T) {
 			silent := startFake(t, func(*mdns.Msg) [][]byte { return nil }, nil)
 			f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{silent.addr}}}, Timeout: 50 * time.Millisecond})
-			if _, err := mode.exchange(t, f, clientQuery(t, "a.test.")); !errors.Is(err, ErrNoUpstream) {
+			if _, err := mode.exchange(t, context.Background(), f, clientQuery(t, "a.test.")); !errors.Is(err, ErrNoUpstream) {
 				t.Errorf("%v: want ErrNoUpstream", err)
 			}
 		})
@@ -390,7 +427,7 @@ func TestForwarderQueriesShareASocket(t *testing.T) {
 				wg.Go(func() {
 					name := fmt.Sprintf("q%d.test.", i)
 					_, q := query(t, name, mdns.TypeTXT, 0)
-					out, err := mode.exchange(t, f, q)
+					out, err := mode.exchange(t, context.Background(), f, q)
 					if err != nil {
 						t.Error(err)
 						return
@@ -421,7 +458,7 @@ func TestForwarderPortUnreachable(t *testing.T) {
 			pc.Close()
 			f, _ := NewForwarder(ForwarderConfig{Routes: []Route{{".", []netip.AddrPort{closed}}}, Timeout: time.Minute})
 			for range 2 {
-				if _, err := mode.exchange(t, f, clientQuery(t, "a.test.")); !errors.Is(err, syscall.ECONNREFUSED) {
+				if _, err := mode.exchange(t, context.Background(), f, clientQuery(t, "a.test.")); !errors.Is(err, syscall.ECONNREFUSED) {
 					t.Errorf("%v: want ECONNREFUSED, from the ICMP the port sends back", err)
 				}
 			}

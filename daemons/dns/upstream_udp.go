@@ -40,9 +40,11 @@ type udpSocket struct {
 type udpWait struct {
 	query []byte
 	// deliver is called once, by whoever takes the query out of
-	// pending (the reader with its reply, the timer, a failed socket),
-	// and never under the socket's mu, with the query sent. reply is the
-	// reader's buffer, good only until deliver returns.
+	// pending (the reader with its reply, the timer, a failed socket, a
+	// cancel: a failed Write, the caller's context), with the query
+	// sent, never under the socket's mu, and maybe before sendUDP
+	// returns, on its caller's goroutine. reply is the reader's buffer,
+	// good only until deliver returns.
 	deliver func(query, reply []byte, err error)
 	timer   *time.Timer
 	// dropped is why the last reply with this ID was dropped, under the
@@ -60,12 +62,10 @@ type udpSockets struct {
 }
 
 // sendUDP asks q of u over UDP, and hands deliver the reply that passes
-// checkReply, or the error that ended the wait: no reply within the
-// forwarder's timeout, an error of the socket. It returns the query sent
-// (for TCP, on truncation), and calls deliver only when it returns no
-// error.
-func (f *Forwarder) sendUDP(u *upstream, q *Query, deliver func(query, reply []byte, err error)) (*udpSocket, *udpWait, error) {
-	s, w, err := f.openQuery(u, q, deliver)
+// checkReply, or the error that ended the wait: no reply within timeout,
+// an error of the socket. It calls deliver only when it returns no error.
+func (f *Forwarder) sendUDP(u *upstream, q *Query, timeout time.Duration, deliver func(query, reply []byte, err error)) (*udpSocket, *udpWait, error) {
+	s, w, err := f.openQuery(u, q, timeout, deliver)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,7 +78,7 @@ func (f *Forwarder) sendUDP(u *upstream, q *Query, deliver func(query, reply []b
 // openQuery returns the socket for a new query to u, and the query, with
 // an ID of its own, among those waiting there: a new socket when the
 // current one has done its share, or has failed.
-func (f *Forwarder) openQuery(u *upstream, q *Query, deliver func(query, reply []byte, err error)) (*udpSocket, *udpWait, error) {
+func (f *Forwarder) openQuery(u *upstream, q *Query, timeout time.Duration, deliver func(query, reply []byte, err error)) (*udpSocket, *udpWait, error) {
 	u.udp.mu.Lock()
 	defer u.udp.mu.Unlock()
 	for {
@@ -96,7 +96,7 @@ func (f *Forwarder) openQuery(u *upstream, q *Query, deliver func(query, reply [
 			u.udp.current = s
 			go s.read()
 		}
-		if w, ok := s.add(u, q, deliver, f.timeout); ok {
+		if w, ok := s.add(u, q, timeout, deliver); ok {
 			return s, w, nil
 		}
 		// It failed (fail closed it) since it became the current one.
@@ -106,7 +106,7 @@ func (f *Forwarder) openQuery(u *upstream, q *Query, deliver func(query, reply [
 
 // add puts a query for q among those waiting on s, unless s was retired,
 // and gives it timeout to be answered. Under u.udp.mu.
-func (s *udpSocket) add(u *upstream, q *Query, deliver func(query, reply []byte, err error), timeout time.Duration) (*udpWait, bool) {
+func (s *udpSocket) add(u *upstream, q *Query, timeout time.Duration, deliver func(query, reply []byte, err error)) (*udpWait, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.retired {
@@ -230,7 +230,7 @@ func (f *Forwarder) exchangeUDP(ctx context.Context, u *upstream, q *Query) (que
 		err   error
 	}
 	done := make(chan result, 1)
-	s, w, err := f.sendUDP(u, q, func(_, reply []byte, err error) {
+	s, w, err := f.sendUDP(u, q, f.timeout, func(_, reply []byte, err error) {
 		done <- result{append([]byte(nil), reply...), err}
 	})
 	if err != nil {
