@@ -3,7 +3,6 @@ package dhcp
 import (
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -114,61 +113,34 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 	if len(args) > 0 && args[0] == DhcpcdMode {
 		return parseDhcpcd(args[1:])
 	}
-	fs := flag.NewFlagSet("dyad-dhcp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	oneShot := fs.Bool("1", false, "get a lease, apply it and exit")
-	timeout := fs.Int("t", -1, "seconds to wait for a lease with -1 (default 30)")
-	file := fs.String("f", "", "configuration file (default "+DefaultConfigFile+" when present)")
-	stateDir := fs.String("state-dir", "", "directory of saved leases (default "+defaultStateDir+")")
-	runDir := fs.String("run-dir", "", "directory of the status socket (default "+defaultRunDir+")")
-	resolv := fs.String("resolv-conf", "", "resolv.conf to write (default "+defaultResolvConf+")")
-	ntp := fs.String("ntp-conf", "", "NTP server list to write (default "+defaultNTPConf+")")
-	debug := fs.Bool("d", false, "log debug messages")
-	noLandlock := fs.Bool("allow-no-landlock", false, "start even if the kernel has no landlock")
-	release := fs.Bool("release", false, "release the lease and deconfigure on stop")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-
 	c := newConfig()
-	path, must := *file, true
-	if path == "" {
-		path, must = DefaultConfigFile, false
-	}
-	loaded, err := sdk.LoadConfig(path, must, c)
+	cl := sdk.NewCommandLine("dyad-dhcp", DefaultConfigFile, stderr)
+	oneShot := cl.Bool("1", false, "get a lease, apply it and exit")
+	timeout := cl.Int("t", -1, "seconds to wait for a lease with -1 (default 30)")
+	cl.Override("state-dir", &c.StateDir, "directory of saved leases (default "+defaultStateDir+")")
+	cl.Override("run-dir", &c.RunDir, "directory of the status socket (default "+defaultRunDir+")")
+	cl.Override("resolv-conf", &c.ResolvConf, "resolv.conf to write (default "+defaultResolvConf+")")
+	cl.Override("ntp-conf", &c.NTPConf, "NTP server list to write (default "+defaultNTPConf+")")
+	cl.Switch("d", &c.Debug, "log debug messages")
+	cl.Switch("allow-no-landlock", &c.AllowNoLandlock, "start even if the kernel has no landlock")
+	cl.Switch("release", &c.Release, "release the lease and deconfigure on stop")
+	file, given, err := cl.Load(args, c)
 	if err != nil {
 		return nil, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	c.OneShot = *oneShot
-	if set["t"] {
+	if given["t"] {
 		if *timeout <= 0 {
 			return nil, fmt.Errorf("-t %d: the timeout must be a positive number of seconds", *timeout)
 		}
 		c.TimeoutSeconds = *timeout
 	}
-	override := func(dst *string, name, val string) {
-		if set[name] {
-			*dst = val
-		}
-	}
-	override(&c.StateDir, "state-dir", *stateDir)
-	override(&c.RunDir, "run-dir", *runDir)
-	override(&c.ResolvConf, "resolv-conf", *resolv)
-	override(&c.NTPConf, "ntp-conf", *ntp)
-	c.Debug = c.Debug || *debug
-	c.AllowNoLandlock = c.AllowNoLandlock || *noLandlock
-	c.Release = c.Release || *release
-	if fs.NArg() > 0 {
-		c.Interfaces = fs.Args()
+	if cl.NArg() > 0 {
+		c.Interfaces = cl.Args()
 	}
 	if err := c.finish(); err != nil {
-		if loaded {
-			// The value may come from the file: say which one.
-			return nil, fmt.Errorf("%w (configuration %s)", err, path)
-		}
-		return nil, err
+		// The value may come from the file: say which one.
+		return nil, sdk.Blame(err, file)
 	}
 	return c, nil
 }
@@ -176,12 +148,7 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 // stageConfig parses the command line a privileged stage was given and
 // makes its logger. A refused command line is reported on stderr.
 func stageConfig(args []string, stage sdk.Stage) (*Config, *slog.Logger, bool) {
-	cfg, err := ParseArgs(args, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dyad-dhcp:", err)
-		return nil, nil, false
-	}
-	return cfg, sdk.NewLogger(os.Stderr, "dyad-dhcp", stage, cfg.Debug), true
+	return sdk.StageConfig("dyad-dhcp", args, stage, ParseArgs, func(c *Config) bool { return c.Debug })
 }
 
 // finish fills defaults and checks values that do not depend on the host.

@@ -2,7 +2,6 @@ package dns
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -104,52 +103,28 @@ func newConfig() *Config {
 // ParseArgs reads the command line (without argv[0]) and the file it
 // names, or the default one when it exists.
 func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
-	fs := flag.NewFlagSet("dyad-dns", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("f", "", "configuration file (default "+DefaultConfigFile+" when present)")
-	listen := fs.String("listen", "", "addresses to answer on, comma-separated (default "+DefaultListen+")")
-	upstreamsFile := fs.String("upstreams-file", "", "a resolv.conf naming the upstreams (default "+defaultUpstreamsFile+"; none for none)")
-	resolvConf := fs.String("resolv-conf", "", "the consumers' resolv.conf to point at the stub (default "+defaultResolvConf+"; none for none)")
-	hosts := fs.String("hosts", "", "hosts file answered locally (default "+defaultHostsFile+"; none for none)")
-	runDir := fs.String("run-dir", "", "directory of the status socket (default "+defaultRunDir+")")
-	debug := fs.Bool("d", false, "log debug messages")
-	noLandlock := fs.Bool("allow-no-landlock", false, "start even if the kernel has no landlock")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
 	c := newConfig()
-	path, must := *file, true
-	if path == "" {
-		path, must = DefaultConfigFile, false
-	}
-	loaded, err := sdk.LoadConfig(path, must, c)
+	cl := sdk.NewCommandLine("dyad-dns", DefaultConfigFile, stderr)
+	listen := cl.String("listen", "", "addresses to answer on, comma-separated (default "+DefaultListen+")")
+	cl.Override("upstreams-file", &c.UpstreamsFile, "a resolv.conf naming the upstreams (default "+defaultUpstreamsFile+"; none for none)")
+	cl.Override("resolv-conf", &c.ResolvConf, "the consumers' resolv.conf to point at the stub (default "+defaultResolvConf+"; none for none)")
+	cl.Override("hosts", &c.HostsFile, "hosts file answered locally (default "+defaultHostsFile+"; none for none)")
+	cl.Override("run-dir", &c.RunDir, "directory of the status socket (default "+defaultRunDir+")")
+	cl.Switch("d", &c.Debug, "log debug messages")
+	cl.Switch("allow-no-landlock", &c.AllowNoLandlock, "start even if the kernel has no landlock")
+	file, given, err := cl.Load(args, c)
 	if err != nil {
 		return nil, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["listen"] {
+	if given["listen"] {
 		c.Listen = strings.Split(*listen, ",")
 	}
-	for name, v := range map[string]struct {
-		dst *string
-		val string
-	}{"upstreams-file": {&c.UpstreamsFile, *upstreamsFile}, "resolv-conf": {&c.ResolvConf, *resolvConf}, "hosts": {&c.HostsFile, *hosts}, "run-dir": {&c.RunDir, *runDir}} {
-		if set[name] {
-			*v.dst = v.val
-		}
-	}
-	c.Debug = c.Debug || *debug
-	c.AllowNoLandlock = c.AllowNoLandlock || *noLandlock
-	if fs.NArg() > 0 {
+	if cl.NArg() > 0 {
 		// Upstreams on the command line replace the file's.
-		c.Upstreams = fs.Args()
+		c.Upstreams = cl.Args()
 	}
 	if err := c.finish(); err != nil {
-		if loaded {
-			return nil, fmt.Errorf("%w (configuration %s)", err, path)
-		}
-		return nil, err
+		return nil, sdk.Blame(err, file)
 	}
 	return c, nil
 }
@@ -334,10 +309,5 @@ func (c *Config) Engine() EngineConfig {
 
 // stageConfig parses the arguments again in a child stage.
 func stageConfig(args []string, stage sdk.Stage) (*Config, *slog.Logger, bool) {
-	cfg, err := ParseArgs(args, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dyad-dns:", err)
-		return nil, nil, false
-	}
-	return cfg, sdk.NewLogger(os.Stderr, "dyad-dns", stage, cfg.Debug), true
+	return sdk.StageConfig("dyad-dns", args, stage, ParseArgs, func(c *Config) bool { return c.Debug })
 }

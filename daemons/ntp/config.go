@@ -2,7 +2,6 @@ package ntp
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,32 +82,21 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 	if len(args) > 0 && args[0] == OpenntpdMode {
 		return parseOpenntpd(args[1:])
 	}
-	fs := flag.NewFlagSet("dyad-ntp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	once := fs.Bool("1", false, "set the clock once and exit")
-	query := fs.Bool("q", false, "query the servers, print what they say and change nothing")
-	timeout := fs.Int("t", 0, "seconds -1 and -q wait at most (default 30)")
-	file := fs.String("f", "", "configuration file (default "+DefaultConfigFile+" when present)")
-	runDir := fs.String("run-dir", "", "directory of the status socket (default "+defaultRunDir+")")
-	dhcp := fs.String("dhcp-servers", "", "servers a DHCP client wrote (default "+defaultDHCPServers+"; none for none)")
-	minPoll := fs.Int("minpoll", 0, "shortest poll interval, a power of two seconds (default 6)")
-	sim := fs.String("simulate-clock", "", "tests: discipline a virtual clock, logging each operation to this file")
-	debug := fs.Bool("d", false, "log debug messages")
-	noLandlock := fs.Bool("allow-no-landlock", false, "start even if the kernel has no landlock")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
 	c := newConfig()
-	path, must := *file, true
-	if path == "" {
-		path, must = DefaultConfigFile, false
-	}
-	loaded, err := sdk.LoadConfig(path, must, c)
+	cl := sdk.NewCommandLine("dyad-ntp", DefaultConfigFile, stderr)
+	once := cl.Bool("1", false, "set the clock once and exit")
+	query := cl.Bool("q", false, "query the servers, print what they say and change nothing")
+	timeout := cl.Int("t", 0, "seconds -1 and -q wait at most (default 30)")
+	cl.Override("run-dir", &c.RunDir, "directory of the status socket (default "+defaultRunDir+")")
+	cl.Override("dhcp-servers", &c.DHCPServers, "servers a DHCP client wrote (default "+defaultDHCPServers+"; none for none)")
+	minPoll := cl.Int("minpoll", 0, "shortest poll interval, a power of two seconds (default 6)")
+	sim := cl.String("simulate-clock", "", "tests: discipline a virtual clock, logging each operation to this file")
+	cl.Switch("d", &c.Debug, "log debug messages")
+	cl.Switch("allow-no-landlock", &c.AllowNoLandlock, "start even if the kernel has no landlock")
+	file, given, err := cl.Load(args, c)
 	if err != nil {
 		return nil, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
 	case *once && *query:
 		return nil, errors.New("-1 and -q: choose one")
@@ -117,33 +105,22 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 	case *query:
 		c.Mode = ModeQuery
 	}
-	if set["t"] {
+	if given["t"] {
 		if *timeout <= 0 {
 			return nil, fmt.Errorf("-t %d: the timeout must be a positive number of seconds", *timeout)
 		}
 		c.TimeoutSeconds = *timeout
 	}
-	if set["run-dir"] {
-		c.RunDir = *runDir
-	}
-	if set["dhcp-servers"] {
-		c.DHCPServers = *dhcp
-	}
-	if set["minpoll"] {
+	if given["minpoll"] {
 		c.MinPoll = *minPoll
 	}
 	c.SimulatedClock = *sim
-	c.Debug = c.Debug || *debug
-	c.AllowNoLandlock = c.AllowNoLandlock || *noLandlock
-	if fs.NArg() > 0 {
+	if cl.NArg() > 0 {
 		// Servers on the command line replace the file's, as ntpdate's.
-		c.Servers, c.Pools = fs.Args(), nil
+		c.Servers, c.Pools = cl.Args(), nil
 	}
 	if err := c.finish(); err != nil {
-		if loaded {
-			return nil, fmt.Errorf("%w (configuration %s)", err, path)
-		}
-		return nil, err
+		return nil, sdk.Blame(err, file)
 	}
 	return c, nil
 }
@@ -226,10 +203,5 @@ func (c *Config) Engine() EngineConfig {
 // stageConfig parses the command line a privileged stage was given and
 // makes its logger.
 func stageConfig(args []string, stage sdk.Stage) (*Config, *slog.Logger, bool) {
-	cfg, err := ParseArgs(args, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dyad-ntp:", err)
-		return nil, nil, false
-	}
-	return cfg, sdk.NewLogger(os.Stderr, "dyad-ntp", stage, cfg.Debug), true
+	return sdk.StageConfig("dyad-ntp", args, stage, ParseArgs, func(c *Config) bool { return c.Debug })
 }
