@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/dyad-project/dyad/internal/imagetest"
 	"github.com/dyad-project/dyad/internal/testnet"
-	"github.com/dyad-project/dyad/sdk/audit"
 )
 
 func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
@@ -30,23 +28,11 @@ var built imagetest.Once
 // process keeps a capability.
 func TestLabel(t *testing.T) {
 	img, label := built.Build(t, ".")
-	if label.Capabilities == nil || !slices.Equal(*label.Capabilities, []string{"CAP_NET_BIND_SERVICE"}) {
-		t.Errorf("capabilities %v, want CAP_NET_BIND_SERVICE only", label.Capabilities)
-	}
-	if label.Binds == nil || !slices.Contains(*label.Binds, "/run/resolvconf:/etc") {
-		t.Errorf("binds %v: want /run/resolvconf over /etc", label.Binds)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cmd := append(cf.Config.Entrypoint, cf.Config.Cmd...); !slices.Equal(cmd, []string{"/usr/bin/dyad-dns", "-f", "/dns.yaml"}) {
-		t.Errorf("command %q", cmd)
-	}
-	a, err := audit.Parse([]byte(cf.Config.Labels[audit.Label]))
-	if err != nil {
-		t.Fatalf("audit label: %v", err)
-	}
+	a := imagetest.CheckLabel(t, img, label, imagetest.Label{
+		Capabilities: []string{"CAP_NET_BIND_SERVICE"},
+		Bind:         "/run/resolvconf:/etc", // as linuxkit/dhcpcd
+		Command:      []string{"/usr/bin/dyad-dns", "-f", "/dns.yaml"},
+	})
 	if len(a.Actuator.Capabilities) != 0 || len(a.Engine.Capabilities) != 0 || len(a.Supervisor.Capabilities) != 0 || len(a.Operations) != 1 {
 		t.Errorf("audit: supervisor %v actuator %v engine %v, operations %v", a.Supervisor.Capabilities, a.Actuator.Capabilities, a.Engine.Capabilities, a.Operations)
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/dyad-project/dyad/internal/imagetest"
 	"github.com/dyad-project/dyad/internal/testnet"
-	"github.com/dyad-project/dyad/sdk/audit"
 )
 
 func TestMain(m *testing.M) { os.Exit(testnet.Isolate(m)) }
@@ -32,23 +31,11 @@ var built imagetest.Once
 // at openntpd's path, and its audit says the actuator keeps CAP_SYS_TIME.
 func TestLabel(t *testing.T) {
 	img, label := built.Build(t, ".")
-	if label.Capabilities == nil || !slices.Equal(*label.Capabilities, []string{"CAP_SYS_TIME"}) {
-		t.Errorf("capabilities %v, want CAP_SYS_TIME only", label.Capabilities)
-	}
-	if label.Binds == nil || !slices.Contains(*label.Binds, "/etc/resolv.conf:/etc/resolv.conf") {
-		t.Errorf("binds %v: want the resolver's configuration, as linuxkit/openntpd", label.Binds)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cmd := append(cf.Config.Entrypoint, cf.Config.Cmd...); !slices.Equal(cmd, []string{"/usr/bin/dyad-ntp", "ntpd", "-d"}) {
-		t.Errorf("command %q, want dyad-ntp ntpd -d (openntpd's)", cmd)
-	}
-	a, err := audit.Parse([]byte(cf.Config.Labels[audit.Label]))
-	if err != nil {
-		t.Fatalf("audit label: %v", err)
-	}
+	a := imagetest.CheckLabel(t, img, label, imagetest.Label{
+		Capabilities: []string{"CAP_SYS_TIME"},
+		Bind:         "/etc/resolv.conf:/etc/resolv.conf",         // the resolver's configuration, as linuxkit/openntpd
+		Command:      []string{"/usr/bin/dyad-ntp", "ntpd", "-d"}, // openntpd's
+	})
 	if !slices.Equal(a.Actuator.Capabilities, []string{"CAP_SYS_TIME"}) || len(a.Engine.Capabilities) != 0 || len(a.Supervisor.Capabilities) != 0 {
 		t.Errorf("audit: supervisor %v actuator %v engine %v", a.Supervisor.Capabilities, a.Actuator.Capabilities, a.Engine.Capabilities)
 	}

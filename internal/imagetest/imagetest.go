@@ -27,6 +27,7 @@ import (
 	"github.com/dyad-project/dyad/internal/testnet"
 	"github.com/dyad-project/dyad/linuxkit-builder/imageconfig"
 	"github.com/dyad-project/dyad/linuxkit-builder/pkgbuild"
+	"github.com/dyad-project/dyad/sdk/audit"
 )
 
 // Hex prints a capability mask as /proc/PID/status does.
@@ -42,6 +43,37 @@ func WaitFor(t testing.TB, r *testnet.Proc, what string, cond func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("no %s within 20 s:\n%s", what, r.Output())
+}
+
+// Label is what an image's test wants of its label and command.
+type Label struct {
+	Capabilities []string // exactly these, in order
+	Bind         string   // one of the binds
+	Command      []string // the entrypoint and the command
+}
+
+// CheckLabel checks img and its label against want, and returns the audit
+// the image carries, for the test's own checks.
+func CheckLabel(t testing.TB, img v1.Image, label *imageconfig.Config, want Label) *audit.Audit {
+	t.Helper()
+	if label.Capabilities == nil || !slices.Equal(*label.Capabilities, want.Capabilities) {
+		t.Errorf("capabilities %v, want %v only", label.Capabilities, want.Capabilities)
+	}
+	if label.Binds == nil || !slices.Contains(*label.Binds, want.Bind) {
+		t.Errorf("binds %v: want %s", label.Binds, want.Bind)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd := append(cf.Config.Entrypoint, cf.Config.Cmd...); !slices.Equal(cmd, want.Command) {
+		t.Errorf("command %q, want %q", cmd, want.Command)
+	}
+	a, err := audit.Parse([]byte(cf.Config.Labels[audit.Label]))
+	if err != nil {
+		t.Fatalf("audit label: %v", err)
+	}
+	return a
 }
 
 // Once builds a package's image once, for every test of a package that
