@@ -30,6 +30,9 @@ const (
 	// exitTimeout bounds the wait for a one-shot client to exit once its
 	// address is there, and for a stopped client to go.
 	exitTimeout = 5 * time.Second
+	// exitGrace is how long the address of a client that has exited
+	// may take to be reported: the kernel's notice and the exit race.
+	exitGrace = time.Second
 	// logLimit is how much of a client's log an error shows.
 	logLimit = 4 << 10
 	// strayGrace is how long a client's leftover processes have to exit
@@ -251,15 +254,24 @@ func (l *lab) waitAddr(r *running) (netip.Prefix, time.Time, error) {
 				return p, now, nil
 			}
 		case <-r.done:
-			// One last look: the address may have come just before.
-			select {
-			case u, ok := <-l.updates:
-				if p, isNew := addrOf(u); ok && isNew {
-					return p, time.Now(), nil
+			// The address may have come just before the exit, its
+			// update not read yet (dhcpcd -1 exits at once): exitGrace
+			// for it.
+			grace := time.NewTimer(exitGrace)
+			defer grace.Stop()
+			for {
+				select {
+				case u, ok := <-l.updates:
+					if !ok {
+						return netip.Prefix{}, time.Now(), errors.New("the address subscription closed")
+					}
+					if p, isNew := addrOf(u); isNew {
+						return p, time.Now(), nil
+					}
+				case <-grace.C:
+					return netip.Prefix{}, time.Now(), fmt.Errorf("exited (%v) without an address", r.err)
 				}
-			default:
 			}
-			return netip.Prefix{}, time.Now(), fmt.Errorf("exited (%v) without an address", r.err)
 		case <-timer.C:
 			return netip.Prefix{}, time.Now(), fmt.Errorf("no address within %v", addrTimeout)
 		}
