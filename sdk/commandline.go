@@ -93,3 +93,34 @@ func StageConfig[C any](name string, args []string, stage Stage, parse func([]st
 	}
 	return cfg, NewLogger(os.Stderr, name, stage, debug(cfg)), true
 }
+
+// Commands are what a daemon's binary does besides supervising: the
+// actuator and engine stages, which argv[0] names, and the audit and
+// status commands.
+type Commands struct {
+	Name    string // dyad-dhcp, ...
+	RunDir  string // the status socket's default directory
+	Actuate func(args []string) int
+	Engine  func(args []string) int
+	Audit   func(args []string, stdout, stderr io.Writer) int
+}
+
+// Run runs the stage argv0 names, or the command args begin with, and
+// says whether it did; when it did not, the caller supervises.
+func (c Commands) Run(argv0 string, args []string, stdout, stderr io.Writer) (code int, ran bool) {
+	switch StageOf(argv0, c.Name) {
+	case StageActuator:
+		return c.Actuate(args), true
+	case StageEngine:
+		return c.Engine(args), true
+	}
+	if len(args) > 0 {
+		switch args[0] {
+		case "audit":
+			return c.Audit(args[1:], stdout, stderr), true
+		case "status":
+			return StatusCommand(c.Name, c.RunDir, args[1:], stdout, stderr), true
+		}
+	}
+	return 0, false
+}

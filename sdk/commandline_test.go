@@ -57,3 +57,47 @@ func TestCommandLine(t *testing.T) {
 		t.Errorf("Blame without a file: %v", err)
 	}
 }
+
+func TestCommands(t *testing.T) {
+	var ran string
+	var got []string
+	record := func(what string) func([]string) int {
+		return func(args []string) int { ran, got = what, args; return 7 }
+	}
+	cmds := Commands{
+		Name: "dyad-x", RunDir: t.TempDir(),
+		Actuate: record("actuator"), Engine: record("engine"),
+		Audit: func(args []string, _, _ io.Writer) int { return record("audit")(args) },
+	}
+	for _, tc := range []struct {
+		argv0    string
+		args     []string
+		want     string // what ran; "" for none, "status" for the status command
+		wantArgs []string
+	}{
+		{"dyad-x: actuator", []string{"-f", "c"}, "actuator", []string{"-f", "c"}},
+		{"dyad-x: engine", []string{"--listeners", "1"}, "engine", []string{"--listeners", "1"}},
+		{"/usr/bin/dyad-x", []string{"audit", "-f", "c"}, "audit", []string{"-f", "c"}},
+		{"/usr/bin/dyad-x", []string{"status"}, "status", nil},
+		{"/usr/bin/dyad-x", []string{"-f", "c"}, "", nil},
+		{"dyad-y: engine", nil, "", nil},
+	} {
+		ran, got = "", nil
+		code, did := cmds.Run(tc.argv0, tc.args, io.Discard, io.Discard)
+		switch {
+		case tc.want == "":
+			if did || ran != "" {
+				t.Errorf("%s %q: ran %q: want nothing run", tc.argv0, tc.args, ran)
+			}
+		case tc.want == "status":
+			// No daemon runs: the status command fails, but it is run.
+			if !did || ran != "" || code == 0 {
+				t.Errorf("%s %q: ran %v %q, code %d: want the status command, failing", tc.argv0, tc.args, did, ran, code)
+			}
+		default:
+			if !did || ran != tc.want || code != 7 || strings.Join(got, " ") != strings.Join(tc.wantArgs, " ") {
+				t.Errorf("%s %q: ran %q with %q (code %d): want %q with %q", tc.argv0, tc.args, ran, got, code, tc.want, tc.wantArgs)
+			}
+		}
+	}
+}

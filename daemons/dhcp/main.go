@@ -16,17 +16,9 @@ func Main(argv []string, stdout, stderr io.Writer) int {
 	if filepath.Base(argv[0]) == "dhcpcd" {
 		args = append([]string{DhcpcdMode}, args...)
 	}
-	switch sdk.StageOf(argv[0], "dyad-dhcp") {
-	case sdk.StageActuator:
-		return actuate(args)
-	case sdk.StageEngine:
-		return runEngine(args)
-	}
-	if len(args) > 0 && args[0] == "status" {
-		return sdk.StatusCommand("dyad-dhcp", defaultRunDir, args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "audit" {
-		return printAudit(args[1:], stdout, stderr)
+	cmds := sdk.Commands{Name: "dyad-dhcp", RunDir: defaultRunDir, Actuate: actuate, Engine: runEngine, Audit: printAudit}
+	if code, ran := cmds.Run(argv[0], args, stdout, stderr); ran {
+		return code
 	}
 	return supervise(args)
 }

@@ -11,17 +11,9 @@ import (
 // code.
 func Main(argv []string, stdout, stderr io.Writer) int {
 	args := argv[1:]
-	switch sdk.StageOf(argv[0], "dyad-dns") {
-	case sdk.StageActuator:
-		return actuate(args)
-	case sdk.StageEngine:
-		return runEngine(args)
-	}
-	if len(args) > 0 && args[0] == "audit" {
-		return printAudit(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "status" {
-		return sdk.StatusCommand("dyad-dns", defaultRunDir, args[1:], stdout, stderr)
+	cmds := sdk.Commands{Name: "dyad-dns", RunDir: defaultRunDir, Actuate: actuate, Engine: runEngine, Audit: printAudit}
+	if code, ran := cmds.Run(argv[0], args, stdout, stderr); ran {
+		return code
 	}
 	cfg, err := ParseArgs(args, stderr)
 	if err != nil {

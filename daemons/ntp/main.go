@@ -16,17 +16,9 @@ func Main(argv []string, stdout, stderr io.Writer) int {
 	if filepath.Base(argv[0]) == "ntpd" {
 		args = append([]string{OpenntpdMode}, args...)
 	}
-	switch sdk.StageOf(argv[0], "dyad-ntp") {
-	case sdk.StageActuator:
-		return actuate(args)
-	case sdk.StageEngine:
-		return runEngine(args)
-	}
-	if len(args) > 0 && args[0] == "audit" {
-		return printAudit(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "status" {
-		return sdk.StatusCommand("dyad-ntp", defaultRunDir, args[1:], stdout, stderr)
+	cmds := sdk.Commands{Name: "dyad-ntp", RunDir: defaultRunDir, Actuate: actuate, Engine: runEngine, Audit: printAudit}
+	if code, ran := cmds.Run(argv[0], args, stdout, stderr); ran {
+		return code
 	}
 	cfg, err := ParseArgs(args, stderr)
 	if err != nil {
