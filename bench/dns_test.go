@@ -155,29 +155,26 @@ func measureDNS(t *testing.T, n *testnet.Net, f dnsForwarder, dir, stub, upstrea
 	}) {
 		t.Fatalf("%s does not answer:\n%s", f.name, p.Output())
 	}
+	// stream runs dnsperf over file for dur seconds with outstanding
+	// queries at most, recorded by perf when asked, and returns what it
+	// measured and the forwarder's CPU time per answer.
+	stream := func(phase, file, outstanding string) (testnet.DnsperfStats, time.Duration) {
+		cpu0 := treeCPU(t, p.Pid())
+		stopPerf := startPerf(t, f.name, phase, p.Pid())
+		res := dnsperfRun(t, n, stub, file, "-l", strconv.Itoa(dur), "-c", "4", "-q", outstanding)
+		stopPerf()
+		// dnsperfRun fails the test when nothing completed.
+		return res, (treeCPU(t, p.Pid()) - cpu0) / time.Duration(res.Completed)
+	}
 	var r dnsResult
 	dnsperfRun(t, n, stub, warm, "-n", "1") // the cache primed
-	cpu0 := treeCPU(t, p.Pid())
-	stopPerf := startPerf(t, f.name, "warm", p.Pid())
-	res := dnsperfRun(t, n, stub, warm, "-l", strconv.Itoa(dur), "-c", "4", "-q", "200")
-	stopPerf()
-	cpu := treeCPU(t, p.Pid()) - cpu0
-	r.warmQPS = res.QPS
-	if res.Completed > 0 {
-		r.cpuPerAnswer = cpu / time.Duration(res.Completed)
-	}
+	res, perAnswer := stream("warm", warm, "200")
+	r.warmQPS, r.cpuPerAnswer = res.QPS, perAnswer
 	r.lat = dnsperfLatency(t, n, stub, warm, dur)
-	cpu0 = treeCPU(t, p.Pid())
 	idle0 := cpuIdle(t, 0)
-	stopPerf = startPerf(t, f.name, "cold", p.Pid())
-	res = dnsperfRun(t, n, stub, cold, "-l", strconv.Itoa(dur), "-c", "4", "-q", "500")
-	stopPerf()
-	cpu = treeCPU(t, p.Pid()) - cpu0
+	res, perAnswer = stream("cold", cold, "500")
 	r.coldCPU0 = 1 - float64(cpuIdle(t, 0)-idle0)/float64(time.Duration(dur)*time.Second)
-	r.coldQPS = res.QPS
-	if res.Completed > 0 {
-		r.coldCPUPerAnswer = cpu / time.Duration(res.Completed)
-	}
+	r.coldQPS, r.coldCPUPerAnswer = res.QPS, perAnswer
 	dnsperfRun(t, n, stub, primed, "-n", "1", "-q", "200")
 	if r.mem, err = treeMemory(p.Pid()); err != nil {
 		t.Fatal(err)

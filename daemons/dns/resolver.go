@@ -132,12 +132,27 @@ func (r *Resolver) answerResolved(dst, msg []byte, q *Query, key string, p *Prep
 	return errorAnswer(dst, msg, q, RcodeServFail)
 }
 
+// join returns the flight for key, and whether it is a new one that the
+// caller is to carry out; then, when not nil, is called once it lands.
+func (r *Resolver) join(key string, then func(*Prepared, error)) (f *flight, lead bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.inflight[key]
+	if !ok {
+		f = &flight{done: make(chan struct{})}
+		r.inflight[key] = f
+	}
+	if then != nil {
+		f.then = append(f.then, then)
+	}
+	return f, !ok
+}
+
 // resolve asks an upstream the question of q, or waits for the exchange
 // already under way for the same question, and keeps what may be kept.
 func (r *Resolver) resolve(ctx context.Context, key string, q *Query) (*Prepared, error) {
-	r.mu.Lock()
-	if f, ok := r.inflight[key]; ok {
-		r.mu.Unlock()
+	f, lead := r.join(key, nil)
+	if !lead {
 		select {
 		case <-f.done:
 			return f.p, f.err
@@ -145,10 +160,6 @@ func (r *Resolver) resolve(ctx context.Context, key string, q *Query) (*Prepared
 			return nil, ctx.Err()
 		}
 	}
-	f := &flight{done: make(chan struct{})}
-	r.inflight[key] = f
-	r.mu.Unlock()
-
 	// Not the client's context: those waiting on this exchange must not
 	// lose it because the first client went away.
 	xctx, cancel := context.WithTimeout(context.Background(), r.ExchangeTimeout)
@@ -163,15 +174,10 @@ func (r *Resolver) resolve(ctx context.Context, key string, q *Query) (*Prepared
 // the one reading the upstream's socket, or a client's that waits) or on
 // the caller's; then should not block. q must stay as it is until then.
 func (r *Resolver) resolveAsync(key string, q *Query, then func(*Prepared, error)) {
-	r.mu.Lock()
-	if f, ok := r.inflight[key]; ok {
-		f.then = append(f.then, then)
-		r.mu.Unlock()
+	f, lead := r.join(key, then)
+	if !lead {
 		return
 	}
-	f := &flight{done: make(chan struct{}), then: []func(*Prepared, error){then}}
-	r.inflight[key] = f
-	r.mu.Unlock()
 	r.fwd.ExchangeAsync(q, time.Now().Add(r.ExchangeTimeout), func(reply []byte, err error) {
 		r.land(key, f, reply, err)
 	})
