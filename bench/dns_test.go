@@ -209,8 +209,10 @@ func medianDNS(rs []dnsResult) dnsResult {
 			p999: d(func(r dnsResult) time.Duration { return r.lat.p999 }),
 		},
 		mem: memSample{
-			rss: int(pick(func(r dnsResult) float64 { return float64(r.mem.rss) })),
-			pss: int(pick(func(r dnsResult) float64 { return float64(r.mem.pss) })),
+			rss:     int(pick(func(r dnsResult) float64 { return float64(r.mem.rss) })),
+			pss:     int(pick(func(r dnsResult) float64 { return float64(r.mem.pss) })),
+			private: int(pick(func(r dnsResult) float64 { return float64(r.mem.private) })),
+			biggest: int(pick(func(r dnsResult) float64 { return float64(r.mem.biggest) })),
 		},
 	}
 }
@@ -366,13 +368,13 @@ func renderDNS(full bool, dur, rounds int, dyad string, fs []dnsForwarder, rs ma
 	}
 	b.WriteString("# Caching DNS forwarders in front of the same upstream\n\n")
 	fmt.Fprintf(&b, "- %s, %d CPUs, %s; dyad-dns: %s%s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), dyad, binaryNote(dyad))
-	fmt.Fprintf(&b, "- The upstream: unbound answering every name of example.test. (a redirect zone), in a namespace of its own, over a veth pair. Each forwarder in turn, pinned to CPU 1; dnsperf pinned to CPU 0. Warm: 1000 names, cached first, %d s at up to 200 queries outstanding, 4 clients. CPU per answer: the forwarder's user and system time (all its processes) over the answers. Latency: warm, at 20,000 queries a second, %d s, each query's (dnsperf -v). Cold: names never asked, %d s, 500 outstanding; CPU 0 busy is how much of CPU 0, where dnsperf and the upstream run, was in use meanwhile (near 100%%, the forwarder is not what bounds the figure). RSS and PSS: with 10,000 names cached, summed over the forwarder's processes (PSS counts a page the processes share once: dyad-dns's three map the same binary). %d rounds, each forwarder once a round, started afresh; each figure is the median of its rounds.\n\n", dur, dur, dur, rounds)
+	fmt.Fprintf(&b, "- The upstream: unbound answering every name of example.test. (a redirect zone), in a namespace of its own, over a veth pair. Each forwarder in turn, pinned to CPU 1; dnsperf pinned to CPU 0. Warm: 1000 names, cached first, %d s at up to 200 queries outstanding, 4 clients. CPU per answer: the forwarder's user and system time (all its processes) over the answers. Latency: warm, at 20,000 queries a second, %d s, each query's (dnsperf -v). Cold: names never asked, %d s, 500 outstanding; CPU 0 busy is how much of CPU 0, where dnsperf and the upstream run, was in use meanwhile (near 100%%, the forwarder is not what bounds the figure). Memory: with 10,000 names cached, summed over the forwarder's processes: RSS counts a page once for each process that maps it (dyad-dns's three map the same binary), PSS shares it out among them, private counts only the pages no other process maps; and the RSS of the largest process. %d rounds, each forwarder once a round, started afresh; each figure is the median of its rounds.\n\n", dur, dur, dur, rounds)
 	d := rs["dyad-dns"]
-	b.WriteString("| forwarder | command | warm qps | CPU per answer | CPU / dyad-dns's | avg | p50 | p99 | p99.9 | cold qps | cold / dyad-dns's | cold CPU per answer | CPU 0 busy, cold | RSS MiB | PSS MiB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| forwarder | command | warm qps | CPU per answer | CPU / dyad-dns's | avg | p50 | p99 | p99.9 | cold qps | cold / dyad-dns's | cold CPU per answer | CPU 0 busy, cold | RSS MiB | PSS MiB | private MiB | largest process RSS MiB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range fs {
 		r := rs[f.name]
-		fmt.Fprintf(&b, "| %s | `%s` | %.0f | %.2f µs | %.2f | %s | %s | %s | %s | %.0f | %.2f | %.2f µs | %.0f%% | %.1f | %.1f |\n", f.name, f.shown, r.warmQPS, us(r.cpuPerAnswer),
-			float64(r.cpuPerAnswer)/float64(d.cpuPerAnswer), ms3(r.lat.avg), ms3(r.lat.p50), ms3(r.lat.p99), ms3(r.lat.p999), r.coldQPS, r.coldQPS/d.coldQPS, us(r.coldCPUPerAnswer), 100*r.coldCPU0, mib(r.mem.rss), mib(r.mem.pss))
+		fmt.Fprintf(&b, "| %s | `%s` | %.0f | %.2f µs | %.2f | %s | %s | %s | %s | %.0f | %.2f | %.2f µs | %.0f%% | %.1f | %.1f | %.1f | %.1f |\n", f.name, f.shown, r.warmQPS, us(r.cpuPerAnswer),
+			float64(r.cpuPerAnswer)/float64(d.cpuPerAnswer), ms3(r.lat.avg), ms3(r.lat.p50), ms3(r.lat.p99), ms3(r.lat.p999), r.coldQPS, r.coldQPS/d.coldQPS, us(r.coldCPUPerAnswer), 100*r.coldCPU0, mib(r.mem.rss), mib(r.mem.pss), mib(r.mem.private), mib(r.mem.biggest))
 	}
 	return b.String()
 }

@@ -336,10 +336,12 @@ func (l *lab) finish(c *dhcpClient, r *running, err error) error {
 	return nil
 }
 
-// memSample is the memory of a client's processes.
+// memSample is the memory of a client's processes, in kB: RSS, PSS and
+// private (the pages no other process maps: what stopping it would free)
+// summed over them, and the RSS of the largest.
 type memSample struct {
-	procs    int
-	rss, pss int // kB
+	procs                      int
+	rss, pss, private, biggest int
 	// seccomp counts the processes in seccomp filter mode.
 	seccomp int
 }
@@ -428,7 +430,7 @@ func tree(ps map[int]proc, root int) []int {
 	return out
 }
 
-// treeMemory sums Rss and Pss of /proc/PID/smaps_rollup over root's tree.
+// treeMemory sums the memory of /proc/PID/smaps_rollup over root's tree.
 func treeMemory(root int) (memSample, error) {
 	ps, err := procs()
 	if err != nil {
@@ -439,13 +441,15 @@ func treeMemory(root int) (memSample, error) {
 		if p, ok := ps[pid]; ok && p.state == 'Z' {
 			continue
 		}
-		rss, pss, err := smapsRollup(pid)
+		one, err := smapsRollup(pid)
 		if err != nil {
 			return memSample{}, err
 		}
 		m.procs++
-		m.rss += rss
-		m.pss += pss
+		m.rss += one.rss
+		m.pss += one.pss
+		m.private += one.private
+		m.biggest = max(m.biggest, one.rss)
 		if testnet.ProcStatus(pid)["Seccomp"] == "2" { // a seccomp filter
 			m.seccomp++
 		}
@@ -453,32 +457,34 @@ func treeMemory(root int) (memSample, error) {
 	return m, nil
 }
 
-func smapsRollup(pid int) (rss, pss int, err error) {
+// smapsRollup reads one process's memory.
+func smapsRollup(pid int) (memSample, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		return 0, 0, err
+		return memSample{}, err
 	}
 	defer f.Close()
-	var haveRss, havePss bool
+	var m memSample
+	var privateClean, privateDirty int
+	// Each read once; what is left at the end is missing.
+	fields := map[string]*int{"Rss:": &m.rss, "Pss:": &m.pss, "Private_Clean:": &privateClean, "Private_Dirty:": &privateDirty}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
+		line := strings.Fields(sc.Text())
+		if len(line) < 2 || fields[line[0]] == nil {
 			continue
 		}
-		switch fields[0] {
-		case "Rss:":
-			rss, err = strconv.Atoi(fields[1])
-			haveRss = err == nil
-		case "Pss:":
-			pss, err = strconv.Atoi(fields[1])
-			havePss = err == nil
+		if *fields[line[0]], err = strconv.Atoi(line[1]); err != nil {
+			return memSample{}, fmt.Errorf("/proc/%d/smaps_rollup: %s %w", pid, line[0], err)
 		}
+		delete(fields, line[0])
 	}
-	if !haveRss || !havePss {
-		return 0, 0, fmt.Errorf("/proc/%d/smaps_rollup: no Rss or Pss (%v)", pid, sc.Err())
+	if len(fields) > 0 {
+		return memSample{}, fmt.Errorf("/proc/%d/smaps_rollup: %d of Rss, Pss, Private_Clean and Private_Dirty missing (%v)", pid, len(fields), sc.Err())
 	}
-	return rss, pss, nil
+	m.private = privateClean + privateDirty
+	m.biggest = m.rss
+	return m, nil
 }
 
 // killStrays kills what a client left behind, and reaps it. This process is
