@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -10,7 +11,29 @@ import (
 	"syscall"
 
 	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/privsep/sandbox"
 )
+
+// MaxRefusals is how many refused or malformed requests an actuator takes
+// from one engine before it has that engine stopped.
+const MaxRefusals = 32
+
+// ConfineActuator drops the actuator, on every thread, to caps (its
+// grant's capabilities; the bounding set is left for the kernel's own
+// checks) and then confines it with profile, named "actuator". Either
+// failing is fatal to the caller: an actuator never serves an engine with
+// a half-dropped sandbox.
+func ConfineActuator(log *slog.Logger, caps []sandbox.Cap, profile sandbox.Profile) error {
+	if err := sandbox.DropAllThreadsLeavingBounding(caps); err != nil {
+		return fmt.Errorf("cannot drop to the actuator's capabilities: %w", err)
+	}
+	profile.Name = "actuator"
+	profile.Warn = func(msg string) { log.Warn(msg) }
+	if err := sandbox.Confine(profile); err != nil {
+		return fmt.Errorf("cannot confine the actuator: %w", err)
+	}
+	return nil
+}
 
 // ServeEngines is the actuator's main loop: it serves each engine session
 // the supervisor hands over ctl, one after the other, with server. A

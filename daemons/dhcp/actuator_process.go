@@ -22,8 +22,6 @@ import (
 // CAP_SYS_ADMIN only to apply a host name), reads nothing from the network,
 // and performs only the requests its Guard lets through.
 
-const maxRefusals = 32
-
 type actuator struct {
 	cfg   *Config
 	log   *slog.Logger
@@ -51,18 +49,12 @@ func actuate(args []string) int {
 	// Started with its grant as its bounding set, it holds nothing else
 	// already; started without CAP_SETPCAP (the images'), it holds the
 	// container's whole set and drops to its grant here.
-	if err := sandbox.DropAllThreadsLeavingBounding(actuatorCaps(cfg)); err != nil {
-		log.Error("cannot drop to the actuator's capabilities", "err", err.Error())
-		return 1
-	}
-	if err := sandbox.Confine(sandbox.Profile{
-		Name:            "actuator",
+	if err := sdk.ConfineActuator(log, actuatorCaps(cfg), sandbox.Profile{
 		Syscalls:        sandbox.ActuatorSyscalls(),
 		Landlock:        &sandbox.Landlock{ReadWrite: writable},
 		AllowNoLandlock: cfg.AllowNoLandlock,
-		Warn:            func(msg string) { log.Warn(msg) },
 	}); err != nil {
-		log.Error("cannot confine the actuator", "err", err.Error())
+		log.Error(err.Error())
 		return 1
 	}
 	log.Debug("confined")
@@ -89,7 +81,7 @@ func actuate(args []string) int {
 		Guard:       a.guard,
 		Backend:     a,
 		Log:         log,
-		MaxRefusals: maxRefusals,
+		MaxRefusals: sdk.MaxRefusals,
 		Welcome:     a.welcome,
 		Started:     a.started,
 	}

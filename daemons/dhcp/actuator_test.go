@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dyad-project/dyad/privsep"
+	"github.com/dyad-project/dyad/sdk"
 )
 
 // recorder is a back end that performs nothing and remembers what reached it.
@@ -232,7 +233,7 @@ func TestCompromisedEngineIsRefused(t *testing.T) {
 }
 
 func TestCompromisedEngineRouteFloodEndsSession(t *testing.T) {
-	c := newCompromised(t, maxRefusals)
+	c := newCompromised(t, sdk.MaxRefusals)
 	c.request(&privsep.AddrReplace{Interface: "eth0", Address: mustPrefix("10.0.0.5/16"), ValidLifetime: 60, PreferredLifetime: 60})
 	for i := 0; i < 10000; i++ {
 		c.id++

@@ -19,8 +19,6 @@ import (
 // resolv.conf, pointing at the stub, when its Guard lets the request
 // through.
 
-const maxRefusals = 32
-
 type actuator struct {
 	cfg *Config
 	log *slog.Logger
@@ -35,22 +33,16 @@ func actuate(args []string) int {
 	}
 	ctl := sdk.NewControl(os.NewFile(3, "control"))
 	a := &actuator{cfg: cfg, log: log}
-	if err := sandbox.DropAllThreadsLeavingBounding(actuatorCaps(cfg)); err != nil {
-		log.Error("cannot drop to the actuator's capabilities", "err", err.Error())
-		return 1
-	}
 	var writable []string
 	if cfg.ResolvConf != "" {
 		writable = append(writable, filepath.Dir(cfg.ResolvConf))
 	}
-	if err := sandbox.Confine(sandbox.Profile{
-		Name:            "actuator",
+	if err := sdk.ConfineActuator(log, actuatorCaps(cfg), sandbox.Profile{
 		Syscalls:        sandbox.ActuatorSyscalls(),
 		Landlock:        &sandbox.Landlock{ReadWrite: writable},
 		AllowNoLandlock: cfg.AllowNoLandlock,
-		Warn:            func(msg string) { log.Warn(msg) },
 	}); err != nil {
-		log.Error("cannot confine the actuator", "err", err.Error())
+		log.Error(err.Error())
 		return 1
 	}
 	log.Debug("confined", "writable", fmt.Sprint(writable))
@@ -60,7 +52,7 @@ func actuate(args []string) int {
 		Guard:       privsep.NewGuard(Grant(cfg)),
 		Backend:     a,
 		Log:         log,
-		MaxRefusals: maxRefusals,
+		MaxRefusals: sdk.MaxRefusals,
 		Welcome:     a.welcome,
 	}
 	return sdk.ServeEngines(context.Background(), ctl, server, log, nil)

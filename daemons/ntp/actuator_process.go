@@ -19,8 +19,6 @@ import (
 // else, reads nothing from the network and no file, and performs only the
 // clock operations its Guard lets through.
 
-const maxRefusals = 32
-
 // clockDevice is the clock the actuator disciplines: the system's, or the
 // simulated one of the tests.
 type clockDevice interface {
@@ -54,20 +52,14 @@ func actuate(args []string) int {
 		}
 		a.clock = sim
 	}
-	if err := sandbox.DropAllThreadsLeavingBounding(actuatorCaps(cfg)); err != nil {
-		log.Error("cannot drop to the actuator's capabilities", "err", err.Error())
-		return 1
-	}
-	if err := sandbox.Confine(sandbox.Profile{
-		Name: "actuator",
+	if err := sdk.ConfineActuator(log, actuatorCaps(cfg), sandbox.Profile{
 		// The engine's policy and clock_adjtime: no socket, no file
 		// opened for writing (the simulated clock's log is open already).
 		Syscalls:        sandbox.EngineSyscalls().Allowing("clock_adjtime"),
 		Landlock:        &sandbox.Landlock{},
 		AllowNoLandlock: cfg.AllowNoLandlock,
-		Warn:            func(msg string) { log.Warn(msg) },
 	}); err != nil {
-		log.Error("cannot confine the actuator", "err", err.Error())
+		log.Error(err.Error())
 		return 1
 	}
 	log.Debug("confined")
@@ -78,7 +70,7 @@ func actuate(args []string) int {
 		Guard:       privsep.NewGuard(Grant(cfg.Engine())),
 		Backend:     a,
 		Log:         log,
-		MaxRefusals: maxRefusals,
+		MaxRefusals: sdk.MaxRefusals,
 		Welcome:     a.welcome,
 	}
 	return sdk.ServeEngines(context.Background(), ctl, server, log, nil)
