@@ -301,3 +301,39 @@ func TestServeUDPBoundsTheMisses(t *testing.T) {
 		t.Errorf("%d misses: a miss after the others failed was not asked upstream", r.stats.Misses.Load())
 	}
 }
+
+// TestServeUDPHitAllocatesNothing: a query answered from the cache over
+// UDP costs the engine no allocation, so that a warm stream makes no
+// garbage to collect (a Query that escaped to the heap on every query
+// once did).
+func TestServeUDPHitAllocatesNothing(t *testing.T) {
+	up := startFake(t, func(q *mdns.Msg) [][]byte { return [][]byte{reply(q, nil)} }, nil)
+	r := newTestResolver(t, up)
+	b, _ := query(t, "hit.test.", mdns.TypeA, 1232)
+	if m := decode(t, r.Answer(context.Background(), nil, b, false)); len(m.Answer) != 1 {
+		t.Fatalf("priming the cache: %v", m)
+	}
+	stub := serveUDP(t, r)
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(stub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, MaxMessage)
+	ask := func() {
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask() // the first, and the socket's buffers, out of the count
+	if n := testing.AllocsPerRun(200, ask); n != 0 {
+		t.Errorf("%v allocations a cached answer over UDP, want 0", n)
+	}
+	if hits := r.stats.Hits.Load(); hits < 200 {
+		t.Errorf("%d hits: the queries were not answered from the cache", hits)
+	}
+}

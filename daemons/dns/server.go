@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -62,18 +63,27 @@ func (r *Resolver) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 			continue
 		}
 		r.stats.Misses.Add(1)
-		// Copied: buf is read into again at once.
-		msg := append([]byte(nil), buf[:n]...)
-		q.Name = msg[headerLen : q.End-4]
-		var kb [maxKey]byte
-		key := string(q.Key(kb[:0]))
-		r.resolveAsync(key, &q, func(p *Prepared, err error) {
-			defer func() { <-pending }()
-			if ctx.Err() == nil {
-				conn.WriteToUDPAddrPort(r.answerResolved(nil, msg, &q, key, p, err, false), from)
-			}
-		})
+		r.askUDP(ctx, conn, buf[:n], q, from, func() { <-pending })
 	}
+}
+
+// askUDP asks an upstream the query msg, accepted as q, that a UDP
+// client at from missed in the cache, and answers the client when the
+// upstream does, on whichever goroutine that is; release is called then.
+// q is a copy of ServeUDP's: the callback keeps it, and a hit's stays on
+// the stack.
+func (r *Resolver) askUDP(ctx context.Context, conn *net.UDPConn, msg []byte, q Query, from netip.AddrPort, release func()) {
+	// Copied: msg is ServeUDP's buffer, read into again at once.
+	msg = append([]byte(nil), msg...)
+	q.Name = msg[headerLen : q.End-4]
+	var kb [maxKey]byte
+	key := string(q.Key(kb[:0]))
+	r.resolveAsync(key, &q, func(p *Prepared, err error) {
+		defer release()
+		if ctx.Err() == nil {
+			conn.WriteToUDPAddrPort(r.answerResolved(nil, msg, &q, key, p, err, false), from)
+		}
+	})
 }
 
 // ServeTCP answers queries on the connections ln accepts, each query
