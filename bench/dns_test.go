@@ -64,9 +64,18 @@ type dnsResult struct {
 	// coldCPU0 is how busy CPU 0 (dnsperf and the upstream) was during
 	// the cold stream, 0 to 1: near 1, the forwarder is not the bound.
 	coldCPU0 float64
-	lat      latencies // at a fixed rate, warm
-	mem      memSample // with 10,000 names cached
+	// lats are the runs at a fixed rate, warm, and lat their median,
+	// once medianDNS has pooled the rounds' runs.
+	lats []latencies
+	lat  latencies
+	mem  memSample // with 10,000 names cached
 }
+
+// latencyRuns is how many times a round measures latency: a tail
+// percentile moves more from one run to the next than the forwarders
+// differ (a p99 of 0.11 to 0.28 ms for the same forwarder in one
+// session's runs), so its median is taken over every round's runs.
+const latencyRuns = 3
 
 type latencies struct{ avg, p50, p99, p999 time.Duration }
 
@@ -170,7 +179,9 @@ func measureDNS(t *testing.T, n *testnet.Net, f dnsForwarder, dir, stub, upstrea
 	dnsperfRun(t, n, stub, warm, "-n", "1") // the cache primed
 	res, perAnswer := stream("warm", warm, "200")
 	r.warmQPS, r.cpuPerAnswer = res.QPS, perAnswer
-	r.lat = dnsperfLatency(t, n, stub, warm, dur)
+	for range latencyRuns {
+		r.lats = append(r.lats, dnsperfLatency(t, n, stub, warm, dur))
+	}
 	idle0 := cpuIdle(t, 0)
 	res, perAnswer = stream("cold", cold, "500")
 	r.coldCPU0 = 1 - float64(cpuIdle(t, 0)-idle0)/float64(time.Duration(dur)*time.Second)
@@ -183,38 +194,48 @@ func measureDNS(t *testing.T, n *testnet.Net, f dnsForwarder, dir, stub, upstrea
 	return r
 }
 
-// medianDNS is the median of each figure of rs.
+// medianDNS is the median of each figure of rs; latency's, of all their
+// runs.
 func medianDNS(rs []dnsResult) dnsResult {
-	pick := func(get func(r dnsResult) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = get(r)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
+	var lats []latencies
+	for _, r := range rs {
+		lats = append(lats, r.lats...)
 	}
 	d := func(get func(r dnsResult) time.Duration) time.Duration {
-		return time.Duration(pick(func(r dnsResult) float64 { return float64(get(r)) }))
+		return time.Duration(medianOf(rs, func(r dnsResult) float64 { return float64(get(r)) }))
+	}
+	lat := func(get func(l latencies) time.Duration) time.Duration {
+		return time.Duration(medianOf(lats, func(l latencies) float64 { return float64(get(l)) }))
 	}
 	return dnsResult{
-		warmQPS:          pick(func(r dnsResult) float64 { return r.warmQPS }),
-		coldQPS:          pick(func(r dnsResult) float64 { return r.coldQPS }),
+		warmQPS:          medianOf(rs, func(r dnsResult) float64 { return r.warmQPS }),
+		coldQPS:          medianOf(rs, func(r dnsResult) float64 { return r.coldQPS }),
 		cpuPerAnswer:     d(func(r dnsResult) time.Duration { return r.cpuPerAnswer }),
 		coldCPUPerAnswer: d(func(r dnsResult) time.Duration { return r.coldCPUPerAnswer }),
-		coldCPU0:         pick(func(r dnsResult) float64 { return r.coldCPU0 }),
+		coldCPU0:         medianOf(rs, func(r dnsResult) float64 { return r.coldCPU0 }),
 		lat: latencies{
-			avg:  d(func(r dnsResult) time.Duration { return r.lat.avg }),
-			p50:  d(func(r dnsResult) time.Duration { return r.lat.p50 }),
-			p99:  d(func(r dnsResult) time.Duration { return r.lat.p99 }),
-			p999: d(func(r dnsResult) time.Duration { return r.lat.p999 }),
+			avg:  lat(func(l latencies) time.Duration { return l.avg }),
+			p50:  lat(func(l latencies) time.Duration { return l.p50 }),
+			p99:  lat(func(l latencies) time.Duration { return l.p99 }),
+			p999: lat(func(l latencies) time.Duration { return l.p999 }),
 		},
 		mem: memSample{
-			rss:     int(pick(func(r dnsResult) float64 { return float64(r.mem.rss) })),
-			pss:     int(pick(func(r dnsResult) float64 { return float64(r.mem.pss) })),
-			private: int(pick(func(r dnsResult) float64 { return float64(r.mem.private) })),
-			biggest: int(pick(func(r dnsResult) float64 { return float64(r.mem.biggest) })),
+			rss:     int(medianOf(rs, func(r dnsResult) float64 { return float64(r.mem.rss) })),
+			pss:     int(medianOf(rs, func(r dnsResult) float64 { return float64(r.mem.pss) })),
+			private: int(medianOf(rs, func(r dnsResult) float64 { return float64(r.mem.private) })),
+			biggest: int(medianOf(rs, func(r dnsResult) float64 { return float64(r.mem.biggest) })),
 		},
 	}
+}
+
+// medianOf is the median of get over xs.
+func medianOf[T any](xs []T, get func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = get(x)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // startRedirectUpstream runs unbound in the server's namespace answering
@@ -368,7 +389,7 @@ func renderDNS(full bool, dur, rounds int, dyad string, fs []dnsForwarder, rs ma
 	}
 	b.WriteString("# Caching DNS forwarders in front of the same upstream\n\n")
 	fmt.Fprintf(&b, "- %s, %d CPUs, %s; dyad-dns: %s%s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), dyad, binaryNote(dyad))
-	fmt.Fprintf(&b, "- The upstream: unbound answering every name of example.test. (a redirect zone), in a namespace of its own, over a veth pair. Each forwarder in turn, pinned to CPU 1; dnsperf pinned to CPU 0. Warm: 1000 names, cached first, %d s at up to 200 queries outstanding, 4 clients. CPU per answer: the forwarder's user and system time (all its processes) over the answers. Latency: warm, at 20,000 queries a second, %d s, each query's (dnsperf -v). Cold: names never asked, %d s, 500 outstanding; CPU 0 busy is how much of CPU 0, where dnsperf and the upstream run, was in use meanwhile (near 100%%, the forwarder is not what bounds the figure). Memory: with 10,000 names cached, summed over the forwarder's processes: RSS counts a page once for each process that maps it (dyad-dns's three map the same binary), PSS shares it out among them, private counts only the pages no other process maps; and the RSS of the largest process. %d rounds, each forwarder once a round, started afresh; each figure is the median of its rounds.\n\n", dur, dur, dur, rounds)
+	fmt.Fprintf(&b, "- The upstream: unbound answering every name of example.test. (a redirect zone), in a namespace of its own, over a veth pair. Each forwarder in turn, pinned to CPU 1; dnsperf pinned to CPU 0. Warm: 1000 names, cached first, %d s at up to 200 queries outstanding, 4 clients. CPU per answer: the forwarder's user and system time (all its processes) over the answers. Latency: warm, at 20,000 queries a second, %d s, each query's (dnsperf -v), %d times a round. Cold: names never asked, %d s, 500 outstanding; CPU 0 busy is how much of CPU 0, where dnsperf and the upstream run, was in use meanwhile (near 100%%, the forwarder is not what bounds the figure). Memory: with 10,000 names cached, summed over the forwarder's processes: RSS counts a page once for each process that maps it (dyad-dns's three map the same binary), PSS shares it out among them, private counts only the pages no other process maps; and the RSS of the largest process. %d rounds, each forwarder once a round, started afresh; each figure is the median of its rounds (latency's, of all their runs).\n\n", dur, dur, latencyRuns, dur, rounds)
 	d := rs["dyad-dns"]
 	b.WriteString("| forwarder | command | warm qps | CPU per answer | CPU / dyad-dns's | avg | p50 | p99 | p99.9 | cold qps | cold / dyad-dns's | cold CPU per answer | CPU 0 busy, cold | RSS MiB | PSS MiB | private MiB | largest process RSS MiB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range fs {
