@@ -65,11 +65,21 @@ type dnsResult struct {
 	// coldCPU0 is how busy CPU 0 (dnsperf and the upstream) was during
 	// the cold stream, 0 to 1: near 1, the forwarder is not the bound.
 	coldCPU0 float64
-	// lats are the runs at a fixed rate, warm, and lat their median,
-	// once medianDNS has pooled the rounds' runs.
-	lats []latencies
-	lat  latencies
-	mem  memSample // with 10,000 names cached
+	lats     []latencies // the runs at a fixed rate, warm
+	mem      memSample   // with 10,000 names cached
+}
+
+// latency is the median of each percentile of r's runs.
+func (r dnsResult) latency() latencies {
+	lat := func(get func(l latencies) time.Duration) time.Duration {
+		return time.Duration(medianOf(r.lats, func(l latencies) float64 { return float64(get(l)) }))
+	}
+	return latencies{
+		avg:  lat(func(l latencies) time.Duration { return l.avg }),
+		p50:  lat(func(l latencies) time.Duration { return l.p50 }),
+		p99:  lat(func(l latencies) time.Duration { return l.p99 }),
+		p999: lat(func(l latencies) time.Duration { return l.p999 }),
+	}
 }
 
 // latencyRuns is how many times a round measures latency: a tail
@@ -195,8 +205,8 @@ func measureDNS(t *testing.T, n *testnet.Net, f dnsForwarder, dir, stub, upstrea
 	return r
 }
 
-// medianDNS is the median of each figure of rs; latency's, of all their
-// runs.
+// medianDNS is the median of each figure of rs, with the latency runs of
+// all of them.
 func medianDNS(rs []dnsResult) dnsResult {
 	var lats []latencies
 	for _, r := range rs {
@@ -205,21 +215,13 @@ func medianDNS(rs []dnsResult) dnsResult {
 	d := func(get func(r dnsResult) time.Duration) time.Duration {
 		return time.Duration(medianOf(rs, func(r dnsResult) float64 { return float64(get(r)) }))
 	}
-	lat := func(get func(l latencies) time.Duration) time.Duration {
-		return time.Duration(medianOf(lats, func(l latencies) float64 { return float64(get(l)) }))
-	}
 	return dnsResult{
 		warmQPS:          medianOf(rs, func(r dnsResult) float64 { return r.warmQPS }),
 		coldQPS:          medianOf(rs, func(r dnsResult) float64 { return r.coldQPS }),
 		cpuPerAnswer:     d(func(r dnsResult) time.Duration { return r.cpuPerAnswer }),
 		coldCPUPerAnswer: d(func(r dnsResult) time.Duration { return r.coldCPUPerAnswer }),
 		coldCPU0:         medianOf(rs, func(r dnsResult) float64 { return r.coldCPU0 }),
-		lat: latencies{
-			avg:  lat(func(l latencies) time.Duration { return l.avg }),
-			p50:  lat(func(l latencies) time.Duration { return l.p50 }),
-			p99:  lat(func(l latencies) time.Duration { return l.p99 }),
-			p999: lat(func(l latencies) time.Duration { return l.p999 }),
-		},
+		lats:             lats,
 		mem: memSample{
 			rss:     int(medianOf(rs, func(r dnsResult) float64 { return float64(r.mem.rss) })),
 			pss:     int(medianOf(rs, func(r dnsResult) float64 { return float64(r.mem.pss) })),
@@ -411,8 +413,9 @@ func renderDNS(full bool, dur, rounds int, dyad string, fs []dnsForwarder, rs ma
 	b.WriteString("| forwarder | command | warm qps | CPU per answer | CPU / dyad-dns's | avg | p50 | p99 | p99.9 | cold qps | cold / dyad-dns's | cold CPU per answer | CPU 0 busy, cold | RSS MiB | PSS MiB | private MiB | largest process RSS MiB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range fs {
 		r := rs[f.name]
+		lat := r.latency()
 		fmt.Fprintf(&b, "| %s | `%s` | %.0f | %.2f µs | %.2f | %s | %s | %s | %s | %.0f | %.2f | %.2f µs | %.0f%% | %.1f | %.1f | %.1f | %.1f |\n", f.name, f.shown, r.warmQPS, us(r.cpuPerAnswer),
-			float64(r.cpuPerAnswer)/float64(d.cpuPerAnswer), ms3(r.lat.avg), ms3(r.lat.p50), ms3(r.lat.p99), ms3(r.lat.p999), r.coldQPS, r.coldQPS/d.coldQPS, us(r.coldCPUPerAnswer), 100*r.coldCPU0, mib(r.mem.rss), mib(r.mem.pss), mib(r.mem.private), mib(r.mem.biggest))
+			float64(r.cpuPerAnswer)/float64(d.cpuPerAnswer), ms3(lat.avg), ms3(lat.p50), ms3(lat.p99), ms3(lat.p999), r.coldQPS, r.coldQPS/d.coldQPS, us(r.coldCPUPerAnswer), 100*r.coldCPU0, mib(r.mem.rss), mib(r.mem.pss), mib(r.mem.private), mib(r.mem.biggest))
 	}
 	return b.String()
 }

@@ -457,7 +457,7 @@ func treeMemory(root int) (memSample, error) {
 	return m, nil
 }
 
-// smapsRollup reads one process's memory.
+// smapsRollup reads one process's RSS, PSS and private memory.
 func smapsRollup(pid int) (memSample, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
@@ -483,7 +483,6 @@ func smapsRollup(pid int) (memSample, error) {
 		return memSample{}, fmt.Errorf("/proc/%d/smaps_rollup: %d of Rss, Pss, Private_Clean and Private_Dirty missing (%v)", pid, len(fields), sc.Err())
 	}
 	m.private = privateClean + privateDirty
-	m.biggest = m.rss
 	return m, nil
 }
 

@@ -19,8 +19,9 @@ import (
 const MaxRefusals = 32
 
 // ConfineActuator drops the actuator, on every thread, to caps (its
-// grant's capabilities; the bounding set is left for the kernel's own
-// checks) and then confines it with profile, named "actuator". Either
+// grant's capabilities; the bounding set stays as the container made it,
+// see sandbox.DropAllThreadsLeavingBounding) and then confines it with
+// profile, named "actuator". Either
 // failing is fatal to the caller: an actuator never serves an engine with
 // a half-dropped sandbox.
 func ConfineActuator(log *slog.Logger, caps []sandbox.Cap, profile sandbox.Profile) error {

@@ -139,7 +139,6 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 		c.Interfaces = cl.Args()
 	}
 	if err := c.finish(); err != nil {
-		// The value may come from the file: say which one.
 		return nil, sdk.Blame(err, file)
 	}
 	return c, nil

@@ -19,7 +19,7 @@ var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
 // answer is an upstream's answer to name/qtype, with an OPT record as
 // upstreams send it.
-func answer(t *testing.T, name string, qtype uint16, rcode int, rrs ...string) []byte {
+func answer(t testing.TB, name string, qtype uint16, rcode int, rrs ...string) []byte {
 	t.Helper()
 	q := new(mdns.Msg)
 	q.SetQuestion(name, qtype)
@@ -48,7 +48,7 @@ func answer(t *testing.T, name string, qtype uint16, rcode int, rrs ...string) [
 
 // query is a client's query for name/qtype, accepted; udpSize 0 means
 // no EDNS.
-func query(t *testing.T, name string, qtype uint16, udpSize uint16) ([]byte, *Query) {
+func query(t testing.TB, name string, qtype uint16, udpSize uint16) ([]byte, *Query) {
 	t.Helper()
 	m := new(mdns.Msg)
 	m.SetQuestion(name, qtype)
@@ -511,8 +511,7 @@ func TestRecodeHostile(t *testing.T) {
 // BenchmarkPrepare measures what a miss spends making an upstream's
 // answer ready: go test -run '^$' -bench Prepare -benchmem ./daemons/dns/
 func BenchmarkPrepare(b *testing.B) {
-	t := &testing.T{}
-	msg := answer(t, "www.example.test.", mdns.TypeA, mdns.RcodeSuccess, "www.example.test. 300 IN A 192.0.2.1")
+	msg := answer(b, "www.example.test.", mdns.TypeA, mdns.RcodeSuccess, "www.example.test. 300 IN A 192.0.2.1")
 	c := NewCache(CacheConfig{})
 	b.ReportAllocs()
 	for range b.N {
@@ -525,14 +524,13 @@ func BenchmarkPrepare(b *testing.B) {
 // BenchmarkHit measures what the resolver spends on a cached answer, the
 // socket aside: go test -run '^$' -bench Hit -benchmem ./daemons/dns/
 func BenchmarkHit(b *testing.B) {
-	t := &testing.T{}
 	c := NewCache(CacheConfig{})
-	if err := c.Store(answer(t, "www.example.test.", mdns.TypeA, mdns.RcodeSuccess, "www.example.test. 300 IN A 192.0.2.1"), t0); err != nil {
+	if err := c.Store(answer(b, "www.example.test.", mdns.TypeA, mdns.RcodeSuccess, "www.example.test. 300 IN A 192.0.2.1"), t0); err != nil {
 		b.Fatal(err)
 	}
 	r := NewResolver(c, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.Now = func() time.Time { return t0.Add(time.Second) }
-	msg, _ := query(t, "www.example.test.", mdns.TypeA, 1232)
+	msg, _ := query(b, "www.example.test.", mdns.TypeA, 1232)
 	out := make([]byte, 0, MaxMessage)
 	b.ReportAllocs()
 	for range b.N {
